@@ -1,0 +1,68 @@
+"""How ssd-jax parameters correspond to HF checkpoint tensors (names and layouts)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from ssd_jax.models.config import ModelConfig
+
+Convert = Callable[[np.ndarray, ModelConfig], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorMapping:
+    """One parameter: its HF name (with `{i}` for the layer), and conversions both ways."""
+
+    hf_name: str
+    to_ours: Convert
+    to_hf: Convert
+
+
+def _same(w, c):
+    return w
+
+
+def _transpose(w, c):
+    return w.T
+
+
+def _in_heads(heads: str) -> TensorMapping:
+    """HF `[heads*head_dim, embed]` ⇄ ours `[embed, heads, head_dim]`."""
+    return TensorMapping(
+        hf_name="",
+        to_ours=lambda w, c: w.T.reshape(c.hidden_size, getattr(c, heads), c.head_dim),
+        to_hf=lambda w, c: w.reshape(c.hidden_size, -1).T,
+    )
+
+
+def _with_name(mapping: TensorMapping, hf_name: str) -> TensorMapping:
+    return dataclasses.replace(mapping, hf_name=hf_name)
+
+
+_LAYER = "model.layers.{i}."
+BLOCK_TENSORS: dict[str, TensorMapping] = {
+    "attn_norm": TensorMapping(_LAYER + "input_layernorm.weight", _same, _same),
+    "q_proj": _with_name(_in_heads("num_heads"), _LAYER + "self_attn.q_proj.weight"),
+    "k_proj": _with_name(_in_heads("num_kv_heads"), _LAYER + "self_attn.k_proj.weight"),
+    "v_proj": _with_name(_in_heads("num_kv_heads"), _LAYER + "self_attn.v_proj.weight"),
+    "o_proj": TensorMapping(
+        _LAYER + "self_attn.o_proj.weight",
+        to_ours=lambda w, c: w.T.reshape(c.num_heads, c.head_dim, c.hidden_size),
+        to_hf=lambda w, c: w.reshape(-1, c.hidden_size).T,
+    ),
+    "q_norm": TensorMapping(_LAYER + "self_attn.q_norm.weight", _same, _same),
+    "k_norm": TensorMapping(_LAYER + "self_attn.k_norm.weight", _same, _same),
+    "mlp_norm": TensorMapping(_LAYER + "post_attention_layernorm.weight", _same, _same),
+    "gate_proj": TensorMapping(_LAYER + "mlp.gate_proj.weight", _transpose, _transpose),
+    "up_proj": TensorMapping(_LAYER + "mlp.up_proj.weight", _transpose, _transpose),
+    "down_proj": TensorMapping(_LAYER + "mlp.down_proj.weight", _transpose, _transpose),
+}
+
+TOP_TENSORS: dict[str, TensorMapping] = {
+    "embed": TensorMapping("model.embed_tokens.weight", _same, _same),
+    "final_norm": TensorMapping("model.norm.weight", _same, _same),
+    "lm_head": TensorMapping("lm_head.weight", _transpose, _transpose),
+}

@@ -1,0 +1,191 @@
+"""One configuration dataclass for every supported decoder family, read from an HF config.json."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+SUPPORTED_FAMILIES = ("llama", "qwen3")
+_ARCHITECTURE_FAMILY = {"LlamaForCausalLM": "llama", "Qwen3ForCausalLM": "qwen3"}
+_SUPPORTED_ROPE_TYPES = ("default", "llama3")
+
+
+class UnsupportedModelError(ValueError):
+    """The checkpoint describes an architecture or option ssd-jax does not implement."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RopeScaling:
+    """Llama-3.1 style frequency-dependent rope scaling (`rope_type: llama3`)."""
+
+    factor: float
+    low_freq_factor: float
+    high_freq_factor: float
+    original_max_position_embeddings: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Hyperparameters of a decoder-only transformer (Llama or Qwen3 dense family).
+
+    `dtype` is the compute dtype, `param_dtype` the storage dtype of parameters; `remat`
+    rematerialises each block in the backward pass (long sequences).
+    """
+
+    family: str
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    rope_theta: float = 10000.0
+    rope_scaling: RopeScaling | None = None
+    rms_norm_eps: float = 1e-6
+    tie_word_embeddings: bool = False
+    qk_norm: bool = False
+    max_position_embeddings: int = 4096
+    bos_token_id: int | None = None
+    eos_token_ids: tuple[int, ...] = ()
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+    remat: bool = False
+
+    def __post_init__(self):
+        if self.family not in SUPPORTED_FAMILIES:
+            raise UnsupportedModelError(
+                f"model family {self.family!r} is not supported; supported: {SUPPORTED_FAMILIES}"
+            )
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})"
+            )
+        for name in ("dtype", "param_dtype"):
+            if getattr(self, name) not in ("float32", "bfloat16"):
+                raise ValueError(f"{name} must be 'float32' or 'bfloat16', got {getattr(self, name)!r}")
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_hf(cls, hf: dict[str, Any], **overrides: Any) -> "ModelConfig":
+        """Reads an HF `config.json` dict; refuses anything that would load as a wrong model."""
+        family = _family_of(hf)
+        _reject_unsupported_options(hf, family)
+        num_heads = _require(hf, "num_attention_heads")
+        hidden = _require(hf, "hidden_size")
+        rope_theta, rope_scaling = _read_rope(hf)
+        eos = hf.get("eos_token_id")
+        eos_ids = tuple(eos) if isinstance(eos, (list, tuple)) else (() if eos is None else (eos,))
+        fields = dict(
+            family=family,
+            vocab_size=_require(hf, "vocab_size"),
+            hidden_size=hidden,
+            intermediate_size=_require(hf, "intermediate_size"),
+            num_layers=_require(hf, "num_hidden_layers"),
+            num_heads=num_heads,
+            num_kv_heads=hf.get("num_key_value_heads") or num_heads,
+            head_dim=hf.get("head_dim") or hidden // num_heads,
+            rope_theta=rope_theta,
+            rope_scaling=rope_scaling,
+            rms_norm_eps=hf.get("rms_norm_eps", 1e-6),
+            tie_word_embeddings=bool(hf.get("tie_word_embeddings", False)),
+            qk_norm=family == "qwen3",
+            max_position_embeddings=hf.get("max_position_embeddings", 4096),
+            bos_token_id=hf.get("bos_token_id"),
+            eos_token_ids=eos_ids,
+        )
+        fields.update(overrides)
+        return cls(**fields)
+
+    def to_hf(self) -> dict[str, Any]:
+        """The HF `config.json` dict that `transformers` loads as the same architecture."""
+        rope: dict[str, Any] = {"rope_type": "default", "rope_theta": self.rope_theta}
+        if self.rope_scaling is not None:
+            rope = {"rope_type": "llama3", "rope_theta": self.rope_theta,
+                    **dataclasses.asdict(self.rope_scaling)}
+        architecture = {v: k for k, v in _ARCHITECTURE_FAMILY.items()}[self.family]
+        eos = list(self.eos_token_ids)
+        return {
+            "architectures": [architecture],
+            "model_type": self.family,
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "hidden_act": "silu",
+            "max_position_embeddings": self.max_position_embeddings,
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "rope_scaling": None if self.rope_scaling is None else rope,
+            "rope_parameters": rope,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "attention_bias": False,
+            "mlp_bias": False,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": eos[0] if len(eos) == 1 else (eos or None),
+            "torch_dtype": self.param_dtype,
+        }
+
+
+def _family_of(hf: dict[str, Any]) -> str:
+    model_type = hf.get("model_type")
+    if model_type in SUPPORTED_FAMILIES:
+        return model_type
+    for arch in hf.get("architectures") or ():
+        if arch in _ARCHITECTURE_FAMILY:
+            return _ARCHITECTURE_FAMILY[arch]
+    raise UnsupportedModelError(
+        f"config.json has model_type={model_type!r}, architectures={hf.get('architectures')!r}; "
+        f"ssd-jax supports the families {SUPPORTED_FAMILIES} "
+        f"(architectures {sorted(_ARCHITECTURE_FAMILY)}). Mixture-of-experts models are not supported yet."
+    )
+
+
+def _reject_unsupported_options(hf: dict[str, Any], family: str) -> None:
+    checks = {
+        "hidden_act": (hf.get("hidden_act", "silu") in ("silu", "swish"), "only 'silu' is supported"),
+        "attention_bias": (not hf.get("attention_bias", False), "biased q/k/v/o projections are not supported"),
+        "mlp_bias": (not hf.get("mlp_bias", False), "biased MLP projections are not supported"),
+        "use_sliding_window": (not hf.get("use_sliding_window", False), "sliding-window attention is not supported"),
+        "partial_rotary_factor": (
+            (hf.get("rope_parameters") or {}).get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0)) == 1.0,
+            "partial rotary embeddings are not supported",
+        ),
+    }
+    for field, (ok, why) in checks.items():
+        if not ok:
+            raise UnsupportedModelError(f"config.json field {field!r}: {why} (family {family!r}).")
+
+
+def _read_rope(hf: dict[str, Any]) -> tuple[float, RopeScaling | None]:
+    params = dict(hf.get("rope_scaling") or {})
+    params.update(hf.get("rope_parameters") or {})
+    theta = float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
+    rope_type = params.get("rope_type", params.get("type", "default"))
+    if rope_type not in _SUPPORTED_ROPE_TYPES:
+        raise UnsupportedModelError(
+            f"config.json rope type {rope_type!r} is not supported; supported: {_SUPPORTED_ROPE_TYPES}"
+        )
+    if rope_type == "default":
+        return theta, None
+    try:
+        scaling = RopeScaling(
+            factor=float(params["factor"]),
+            low_freq_factor=float(params["low_freq_factor"]),
+            high_freq_factor=float(params["high_freq_factor"]),
+            original_max_position_embeddings=int(params["original_max_position_embeddings"]),
+        )
+    except KeyError as missing:
+        raise ValueError(f"config.json llama3 rope scaling is missing the field {missing}") from None
+    return theta, scaling
+
+
+def _require(hf: dict[str, Any], field: str) -> Any:
+    if field not in hf:
+        raise ValueError(f"config.json is missing the required field {field!r}")
+    return hf[field]

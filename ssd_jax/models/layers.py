@@ -1,0 +1,61 @@
+"""Generic transformer layers as pure functions: RMSNorm, rotary embeddings, gated MLP."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssd_jax.models.config import ModelConfig, RopeScaling
+
+
+def rms_norm(x: jax.Array, weight: jax.Array, eps: float) -> jax.Array:
+    """RMSNorm normalising in float32, scaled in the input dtype (as HF Llama/Qwen3 do)."""
+    x32 = x.astype(jnp.float32)
+    normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
+    return weight.astype(x.dtype) * normed.astype(x.dtype)
+
+
+def rope_inverse_frequencies(config: ModelConfig) -> np.ndarray:
+    """Per-pair rotation frequencies `[head_dim // 2]`, with Llama-3.1 scaling when configured."""
+    dim = config.head_dim
+    inv_freq = 1.0 / (config.rope_theta ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
+    inv_freq = inv_freq.astype(np.float32)
+    if config.rope_scaling is not None:
+        inv_freq = _llama3_scaled(inv_freq, config.rope_scaling)
+    return inv_freq
+
+
+def _llama3_scaled(inv_freq: np.ndarray, s: RopeScaling) -> np.ndarray:
+    low_freq_wavelen = s.original_max_position_embeddings / s.low_freq_factor
+    high_freq_wavelen = s.original_max_position_embeddings / s.high_freq_factor
+    wavelen = 2 * math.pi / inv_freq
+    scaled = np.where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq)
+    smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (
+        s.high_freq_factor - s.low_freq_factor
+    )
+    smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled
+    is_medium = (wavelen >= high_freq_wavelen) & (wavelen <= low_freq_wavelen)
+    return np.where(is_medium, smoothed, scaled).astype(np.float32)
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: np.ndarray, *, head_axis: int) -> jax.Array:
+    """Rotates `x` (`[..., head_dim]`) by its positions, HF's rotate-half convention.
+
+    `positions` has the batch and sequence axes of `x`; `head_axis` is where `x` keeps its heads.
+    """
+    angles = positions.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq)
+    angles = jnp.concatenate([angles, angles], axis=-1)
+    cos = jnp.expand_dims(jnp.cos(angles), head_axis).astype(x.dtype)
+    sin = jnp.expand_dims(jnp.sin(angles), head_axis).astype(x.dtype)
+    half = x.shape[-1] // 2
+    rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return x * cos + rotated * sin
+
+
+def gated_mlp(x: jax.Array, gate: jax.Array, up: jax.Array, down: jax.Array) -> jax.Array:
+    """SwiGLU feed-forward: down(silu(x·gate) * (x·up))."""
+    hidden = jax.nn.silu(x @ gate) * (x @ up)
+    return hidden @ down

@@ -1,0 +1,161 @@
+"""The decoder-only transformer: embed → scanned blocks → final norm → logits.
+
+Blocks are stored stacked along a leading `layers` axis and run with `jax.lax.scan`, so
+compile time does not grow with depth. Every parameter carries logical axis names
+(`axes` metadata); mapping them onto a device mesh is `ssd_jax.parallel`'s job.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from ssd_jax.models import attention, layers
+from ssd_jax.models.config import ModelConfig
+from ssd_jax.models.kv_cache import KVCache
+
+_INIT_STD = 0.02
+
+
+def _param(rngs: nnx.Rngs, shape: tuple[int, ...], axes: tuple[str, ...], dtype, ones: bool = False) -> nnx.Param:
+    value = jnp.ones(shape, dtype) if ones else _INIT_STD * jax.random.normal(rngs.params(), shape, dtype)
+    return nnx.Param(value, axes=axes)
+
+
+class DecoderBlocks(nnx.Module):
+    """All decoder blocks' parameters, stacked: pre-norm attention + pre-norm gated MLP."""
+
+    def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+        c, n = config, config.num_layers
+        dt = jnp.dtype(c.param_dtype)
+        p = functools.partial(_param, rngs, dtype=dt)
+        self.attn_norm = p((n, c.hidden_size), ("layers", "norm"), ones=True)
+        self.q_proj = p((n, c.hidden_size, c.num_heads, c.head_dim), ("layers", "embed", "heads", "head_dim"))
+        self.k_proj = p((n, c.hidden_size, c.num_kv_heads, c.head_dim), ("layers", "embed", "kv_heads", "head_dim"))
+        self.v_proj = p((n, c.hidden_size, c.num_kv_heads, c.head_dim), ("layers", "embed", "kv_heads", "head_dim"))
+        self.o_proj = p((n, c.num_heads, c.head_dim, c.hidden_size), ("layers", "heads", "head_dim", "embed"))
+        if c.qk_norm:
+            self.q_norm = p((n, c.head_dim), ("layers", "norm"), ones=True)
+            self.k_norm = p((n, c.head_dim), ("layers", "norm"), ones=True)
+        self.mlp_norm = p((n, c.hidden_size), ("layers", "norm"), ones=True)
+        self.gate_proj = p((n, c.hidden_size, c.intermediate_size), ("layers", "embed", "mlp"))
+        self.up_proj = p((n, c.hidden_size, c.intermediate_size), ("layers", "embed", "mlp"))
+        self.down_proj = p((n, c.intermediate_size, c.hidden_size), ("layers", "mlp", "embed"))
+
+    def stacked(self, dtype) -> dict[str, jax.Array]:
+        return {
+            name: var[...].astype(dtype)
+            for name, var in vars(self).items()
+            if isinstance(var, nnx.Param)
+        }
+
+
+def _attend_inputs(p, x, positions, config: ModelConfig, inv_freq):
+    """Projects the normed input to rotated queries `[B,T,H,D]` and keys/values `[B,K,T,D]`."""
+    h = layers.rms_norm(x, p["attn_norm"], config.rms_norm_eps)
+    q = jnp.einsum("btd,dnh->btnh", h, p["q_proj"])
+    k = jnp.einsum("btd,dkh->bkth", h, p["k_proj"])
+    v = jnp.einsum("btd,dkh->bkth", h, p["v_proj"])
+    if config.qk_norm:
+        q = layers.rms_norm(q, p["q_norm"], config.rms_norm_eps)
+        k = layers.rms_norm(k, p["k_norm"], config.rms_norm_eps)
+    q = layers.apply_rope(q, positions, inv_freq, head_axis=2)
+    k = layers.apply_rope(k, positions, inv_freq, head_axis=1)
+    return q, k, v
+
+
+def _finish_block(p, x, attn_out, config: ModelConfig):
+    x = x + jnp.einsum("btnh,nhd->btd", attn_out, p["o_proj"])
+    h = layers.rms_norm(x, p["mlp_norm"], config.rms_norm_eps)
+    return x + layers.gated_mlp(h, p["gate_proj"], p["up_proj"], p["down_proj"])
+
+
+class Transformer(nnx.Module):
+    """A Llama / Qwen3 dense decoder. Call it on a whole sequence, or `forward_cached` with a KV cache."""
+
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        dt = jnp.dtype(config.param_dtype)
+        self.embed = _param(rngs, (config.vocab_size, config.hidden_size), ("vocab", "embed"), dt)
+        self.blocks = DecoderBlocks(config, rngs)
+        self.final_norm = _param(rngs, (config.hidden_size,), ("norm",), dt, ones=True)
+        if not config.tie_word_embeddings:
+            self.lm_head = _param(rngs, (config.hidden_size, config.vocab_size), ("embed", "vocab"), dt)
+
+    @property
+    def _dtype(self):
+        return jnp.dtype(self.config.dtype)
+
+    def _embed(self, tokens: jax.Array) -> jax.Array:
+        return jnp.take(self.embed[...], tokens, axis=0).astype(self._dtype)
+
+    def _logits(self, x: jax.Array) -> jax.Array:
+        x = layers.rms_norm(x, self.final_norm[...], self.config.rms_norm_eps)
+        if self.config.tie_word_embeddings:
+            head = self.embed[...].astype(self._dtype).T
+        else:
+            head = self.lm_head[...].astype(self._dtype)
+        return jnp.einsum("btd,dv->btv", x, head, preferred_element_type=jnp.float32)
+
+    def __call__(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array | None = None,
+        segment_ids: jax.Array | None = None,
+    ) -> jax.Array:
+        """Full-sequence forward: `tokens [B, L]` → float32 logits `[B, L, V]`.
+
+        With `segment_ids`, attention never crosses segments (packed rows); the caller gives
+        `positions` restarting at 0 in each segment.
+        """
+        batch, length = tokens.shape
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))
+        mask = attention.causal_segment_mask(segment_ids, length, batch)
+        config, inv_freq = self.config, layers.rope_inverse_frequencies(self.config)
+
+        def block(x, p):
+            q, k, v = _attend_inputs(p, x, positions, config, inv_freq)
+            out = attention.grouped_query_attention(q, k, v, mask)
+            return _finish_block(p, x, out, config), None
+
+        if config.remat:
+            block = jax.checkpoint(block, prevent_cse=False)
+        x, _ = jax.lax.scan(block, self._embed(tokens), self.blocks.stacked(self._dtype))
+        return self._logits(x)
+
+    def forward_cached(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array,
+        cache: KVCache,
+        write_index: jax.Array,
+        key_mask: jax.Array,
+    ) -> tuple[jax.Array, KVCache]:
+        """Prefill or decode: writes `tokens [B, T]` at cache slots `write_index..+T`, attends to
+        the slots where `key_mask [B, S]` is true (up to each query's own slot), and returns
+        float32 logits `[B, T, V]` with the updated cache.
+        """
+        config, inv_freq = self.config, layers.rope_inverse_frequencies(self.config)
+        mask = attention.cached_mask(key_mask, write_index, tokens.shape[1])
+        zero = jnp.zeros((), jnp.int32)
+        write_index = jnp.asarray(write_index, jnp.int32)
+
+        def block(carry, xs):
+            x, keys, values = carry
+            layer, p = xs
+            q, k, v = _attend_inputs(p, x, positions, config, inv_freq)
+            at = (layer, zero, zero, write_index, zero)
+            keys = jax.lax.dynamic_update_slice(keys, k[None].astype(keys.dtype), at)
+            values = jax.lax.dynamic_update_slice(values, v[None].astype(values.dtype), at)
+            out = attention.grouped_query_attention(q, keys[layer].astype(q.dtype), values[layer].astype(q.dtype), mask)
+            return (_finish_block(p, x, out, config), keys, values), None
+
+        layer_ids = jnp.arange(config.num_layers, dtype=jnp.int32)
+        (x, keys, values), _ = jax.lax.scan(
+            block, (self._embed(tokens), cache.keys, cache.values), (layer_ids, self.blocks.stacked(self._dtype))
+        )
+        return self._logits(x), KVCache(keys, values)
