@@ -1,0 +1,210 @@
+"""Sample records and their shards: JSON records in ArrayRecord files (DESIGN §3).
+
+A shard directory holds complete chunk files `<shard_name>-<NNNNN>.arrayrecord`. A
+`ShardWriter` buffers records and writes each chunk to `<file>.tmp`, then renames it into
+place, so a chunk is either complete or absent. A restarted writer deletes its own leftover
+`.tmp` files, reads every complete chunk in the directory to learn which
+(prompt_id, sample_index) keys are done, skips those, and continues numbering after its last
+chunk: nothing is duplicated, and what was lost (the unflushed buffer) is simply not done.
+On a multi-host job every process writes its own shard name (`process_shard_name`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import grain
+from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
+
+SHARD_SUFFIX = ".arrayrecord"
+TMP_SUFFIX = ".tmp"
+_WRITER_OPTIONS = "group_size:1"  # one record per chunk group: cheap random access for Grain
+_SHARD_NAME = re.compile(r"[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*")
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleRecord:
+    """One sampled completion of one prompt, with everything needed to train on or audit it."""
+
+    prompt_id: str
+    sample_index: int
+    messages: list[dict[str, str]]
+    prompt_text: str
+    completion: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "eos" | "stop" | "length"
+    temperature: float
+    top_k: int
+    top_p: float
+    model: str
+    seed: int
+    source: str = ""
+    completion_token_ids: list[int] = dataclasses.field(default_factory=list)
+    process_index: int = 0
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.prompt_id, self.sample_index)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "record") -> SampleRecord:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        required = [
+            name
+            for name, f in fields.items()
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        missing = [name for name in required if name not in data]
+        unknown = sorted(set(data) - set(fields))
+        if missing or unknown:
+            raise ValueError(f"{where}: not a SampleRecord (missing {missing}, unknown {unknown})")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, raw: bytes, where: str = "record") -> SampleRecord:
+        return cls.from_dict(json.loads(raw), where)
+
+
+def process_shard_name(process_index: int, prefix: str = "samples") -> str:
+    """The shard name for one process of a (multi-host) job, e.g. `samples-process00003`."""
+    return f"{prefix}-process{process_index:05d}"
+
+
+def _chunk_pattern(shard_name: str, suffix: str) -> re.Pattern[str]:
+    return re.compile(rf"{re.escape(shard_name)}-(\d+){re.escape(suffix)}")
+
+
+def shard_files(directory: str | Path) -> list[Path]:
+    """Every complete shard chunk in `directory`, sorted by name; errors if there is none."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"sample shard directory not found: {directory}")
+    files = sorted(directory.glob(f"*{SHARD_SUFFIX}"))
+    if not files:
+        raise FileNotFoundError(
+            f"no sample shards (*{SHARD_SUFFIX}) in {directory}; has sampling written anything?"
+        )
+    return files
+
+
+def _read_file(path: Path) -> list[SampleRecord]:
+    reader = ArrayRecordReader(str(path))
+    try:
+        raw_records = reader.read_all()
+    finally:
+        reader.close()
+    return [SampleRecord.from_json(raw, f"{path}[{i}]") for i, raw in enumerate(raw_records)]
+
+
+def read_records(directory: str | Path) -> list[SampleRecord]:
+    """All records of all shards in `directory`, in file-name order, then write order."""
+    return [record for path in shard_files(directory) for record in _read_file(path)]
+
+
+def done_keys(directory: str | Path) -> set[tuple[str, int]]:
+    """The (prompt_id, sample_index) keys already written; empty for a new or empty dir."""
+    directory = Path(directory)
+    if not directory.is_dir() or not any(directory.glob(f"*{SHARD_SUFFIX}")):
+        return set()
+    return {record.key for record in read_records(directory)}
+
+
+class ShardWriter:
+    """Writes `SampleRecord`s to `<directory>/<shard_name>-NNNNN.arrayrecord`, resumably.
+
+    `write` skips (and returns False for) any key already in the directory or written by this
+    writer. Records become durable `chunk_size` at a time, and on `flush`/`close`. One writer
+    per shard name at a time; use `process_shard_name(jax.process_index())` on multi-host.
+    """
+
+    def __init__(self, directory: str | Path, shard_name: str, *, chunk_size: int = 256):
+        if not _SHARD_NAME.fullmatch(shard_name):
+            raise ValueError(f"shard_name {shard_name!r}: use letters, digits, '_', '.', '-'")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.directory = Path(directory)
+        self.shard_name = shard_name
+        self.chunk_size = chunk_size
+        self.directory.mkdir(parents=True, exist_ok=True)
+        complete = _chunk_pattern(shard_name, SHARD_SUFFIX)
+        partial = _chunk_pattern(shard_name, SHARD_SUFFIX + TMP_SUFFIX)
+        chunks = []
+        for path in self.directory.iterdir():
+            if partial.fullmatch(path.name):
+                path.unlink()  # the chunk this shard was writing when its job died
+            elif match := complete.fullmatch(path.name):
+                chunks.append(int(match.group(1)))
+        self._next_chunk = max(chunks, default=-1) + 1
+        self._done = done_keys(self.directory)
+        self._buffer: list[SampleRecord] = []
+
+    def is_done(self, prompt_id: str, sample_index: int) -> bool:
+        return (prompt_id, sample_index) in self._done
+
+    @property
+    def num_done(self) -> int:
+        return len(self._done)
+
+    def write(self, record: SampleRecord) -> bool:
+        """Buffers `record` unless its key is done; flushes a full chunk. True if accepted."""
+        if record.key in self._done:
+            return False
+        self._done.add(record.key)
+        self._buffer.append(record)
+        if len(self._buffer) >= self.chunk_size:
+            self.flush()
+        return True
+
+    def flush(self) -> None:
+        """Writes the buffered records as one complete chunk (atomic rename)."""
+        if not self._buffer:
+            return
+        final = self.directory / f"{self.shard_name}-{self._next_chunk:05d}{SHARD_SUFFIX}"
+        tmp = final.with_name(final.name + TMP_SUFFIX)
+        writer = ArrayRecordWriter(str(tmp), _WRITER_OPTIONS)
+        for record in self._buffer:
+            writer.write(record.to_json())
+        writer.close()
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, final)
+        self._next_chunk += 1
+        self._buffer.clear()
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class SampleRecordSource:
+    """Random access over every record in a shard directory, for Grain (returns dicts)."""
+
+    def __init__(self, directory: str | Path):
+        self.paths = [str(path) for path in shard_files(directory)]
+        self._source = grain.sources.ArrayRecordDataSource(self.paths)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return json.loads(self._source[index])
+
+    def __repr__(self) -> str:
+        return f"SampleRecordSource({len(self.paths)} files, {len(self)} records)"
