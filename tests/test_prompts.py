@@ -219,3 +219,10 @@ def test_problem_messages_pass_through():
         {"role": "user", "content": "Print the numbers 1 to 10."},
     ]
     assert problem_messages(bare, None) == list(bare.messages)
+
+
+def test_humaneval_source_through_the_real_benchmark_reader():
+    pytest.importorskip("ssd_jax.evaluation.benchmarks")
+    problems = load_prompts("humaneval")
+    assert len(problems) == 164
+    assert problems[0].id == "HumanEval/0" and "def has_close_elements(" in problems[0].starter_code

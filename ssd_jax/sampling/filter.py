@@ -19,8 +19,9 @@ Order, for every row independently:
    are -inf.
 
 Cost: one full descending sort of each `[V]` row (O(V log V)) serves both truncations,
-because `top_k` and `top_p` are traced per-row values. For V≈150k and small batches this is
-of the order of the final matmul's memory traffic, not more.
+because `top_k` and `top_p` are traced per-row values (a grid of them never recompiles). Not
+yet measured against the decode step; if it shows up, a static candidate cap via
+`jax.lax.top_k` would serve rows whose top-k is on, but not rows with top-k off and top-p on.
 """
 
 from __future__ import annotations
