@@ -96,7 +96,9 @@ FEATURES = (
 def test_hf_jinja_features_render_as_transformers_does():
     messages = [{"role": "user", "content": "é ✓ </script>"}, USER, SYSTEM]
     ours = ChatTemplate(FEATURES, bos_token="<s>", eos_token="</s>").render(messages, add_generation_prompt=False)
-    (expected,), _ = render_jinja_template(conversations=[messages], chat_template=FEATURES, bos_token="<s>", eos_token="</s>")
+    (expected,), _ = render_jinja_template(
+        conversations=[messages], chat_template=FEATURES, bos_token="<s>", eos_token="</s>"
+    )
     assert ours == expected
     assert '"é ✓ </script>"' in ours and str(datetime.date.today().year) in ours
 
@@ -112,7 +114,7 @@ def test_raise_exception_and_sandbox():
 
 def test_load_chat_template_reads_hf_files(tmp_path):
     assert load_chat_template(tmp_path) is None
-    config = {"bos_token": {"content": "<s>", "special": True}, "eos_token": "</s>", "chat_template": "A{{ bos_token }}"}
+    config = {"bos_token": {"content": "<s>"}, "eos_token": "</s>", "chat_template": "A{{ bos_token }}"}
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
     assert load_chat_template(tmp_path) == ChatTemplate("A{{ bos_token }}", "<s>", "</s>")
     assert load_chat_template(tmp_path).render([USER]) == "A<s>"

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jinja2
 from jinja2.ext import Extension, loopcontrols
@@ -37,7 +38,8 @@ def _raise_exception(message: str) -> None:
     raise jinja2.exceptions.TemplateError(message)
 
 
-def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None, separators=None, sort_keys: bool = False) -> str:
+def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None, separators=None, sort_keys=False) -> str:
+    """Jinja's `tojson` escapes HTML characters; chat templates expect plain JSON (as in transformers)."""
     return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
@@ -121,7 +123,8 @@ def load_chat_template(hf_dir: str | Path) -> ChatTemplate | None:
     template = jinja_path.read_text(encoding="utf-8") if jinja_path.is_file() else _config_template(config, config_path)
     if template is None:
         return None
-    return ChatTemplate(template, bos_token=_token_text(config.get("bos_token")), eos_token=_token_text(config.get("eos_token")))
+    bos_token, eos_token = _token_text(config.get("bos_token")), _token_text(config.get("eos_token"))
+    return ChatTemplate(template, bos_token=bos_token, eos_token=eos_token)
 
 
 def _config_template(config: dict, config_path: Path) -> str | None:
