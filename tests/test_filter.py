@@ -139,6 +139,14 @@ def test_top_p_tied_tokens_share_one_fate(top_p, kept):
     assert_same_distribution(actual, reference_logprobs(logits[0], 1.0, 0, top_p))
 
 
+def test_signed_zeros_and_extreme_values_are_ordered_as_floats():
+    logits = np.array([[0.0, -0.0, -1.0, -1e30, 1e30, -np.inf]], np.float32)
+    for top_k in range(1, 7):
+        actual = run_filter(logits, [1.0], [top_k], [1.0])[0]
+        assert_same_distribution(actual, reference_logprobs(logits[0], 1.0, top_k, 1.0))
+    assert np.isfinite(run_filter(logits, [1.0], [2], [1.0])[0]).tolist() == [1, 1, 0, 0, 1, 0]
+
+
 def test_top_k_larger_than_vocab_is_off():
     logits = np.array([[0.1, -2.0, 1.5, 0.3, 0.0]], np.float32)
     actual = run_filter(logits, [1.0], [10], [1.0])
@@ -182,7 +190,7 @@ def test_parameter_grid_does_not_recompile():
 
 def test_sample_token_follows_the_filtered_distribution():
     logits = jnp.log(jnp.array([[0.5, 0.3, 0.15, 0.05]]))
-    logprobs = filter_logits(logits, jnp.array([1.0]), jnp.array([3]), jnp.array([1.0]))
+    logprobs = jnp.asarray(run_filter(logits, [1.0], [3], [1.0]))
     draws = sample_token(jax.random.key(0), jnp.repeat(logprobs, 20000, axis=0))
     frequencies = np.bincount(np.asarray(draws), minlength=4) / draws.shape[0]
     np.testing.assert_allclose(frequencies, [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0.0], atol=0.015)

@@ -7,21 +7,23 @@ Order, for every row independently:
 2. Top-k on the tempered logits: keep every token whose tempered logit is >= the k-th
    largest value, so tokens tied with the k-th value are all kept (the same rule as
    HF `TopKLogitsWarper`, which removes `logits < kth_value`). `k <= 0` or `k >= V` is off.
-3. Top-p over the softmax of the top-k survivors: sort them by probability, descending;
-   a token is kept iff the probability mass of the tokens strictly more likely than it is
-   `< p`. The most likely token is always kept; `p >= 1` is off. Without ties this is exactly
-   HF `TopPLogitsWarper` (it removes a token when the ascending inclusive cumulative mass is
-   `<= 1 - p`, i.e. when the mass before it in descending order is `>= p`). With ties at the
-   boundary HF's outcome depends on its unstable sort order; here tied tokens share one fate
-   (all kept or all dropped). Cumulative sums are taken in descending order, so float
-   rounding can differ from HF only when `p` lies within ~1e-7 of a cumulative boundary.
+3. Top-p over the softmax of the top-k survivors: a token is kept iff the probability mass
+   of the tokens strictly more likely than it is `< p`. The most likely token is always
+   kept; `p >= 1` is off. Without ties this is exactly HF `TopPLogitsWarper` (which sorts
+   ascending and removes a token when the inclusive cumulative mass is `<= 1 - p`, i.e. when
+   the mass before it in descending order is `>= p`). With ties at the boundary HF's outcome
+   depends on its unstable sort order; here tied tokens share one fate (all kept or all
+   dropped). The mass above a token is one float32 sum, so rounding can differ from HF
+   only when `p` lies within ~1e-7 of a cumulative boundary.
 4. The result is the log-softmax of the tempered logits over the survivors; removed tokens
    are -inf.
 
-Cost: one full descending sort of each `[V]` row (O(V log V)) serves both truncations,
-because `top_k` and `top_p` are traced per-row values (a grid of them never recompiles). Not
-yet measured against the decode step; if it shows up, a static candidate cap via
-`jax.lax.top_k` would serve rows whose top-k is on, but not rows with top-k off and top-p on.
+Cost: no sort. Each threshold (the k-th largest value, the smallest kept value under top-p)
+is found exactly by bisection over the order-preserving int32 image of the float32 values:
+32 masked counts / sums over `[B, V]` each, i.e. O(64·V) per row of plain reductions, with
+per-row `top_k`/`top_p` traced (a grid of them never recompiles). On 2 CPU cores at B=8,
+V=151,936 this took ~60 ms against ~420 ms for a full sort; on accelerators reductions are
+bandwidth-bound and sorts are not.
 """
 
 from __future__ import annotations
@@ -30,24 +32,49 @@ import jax
 import jax.numpy as jnp
 
 GREEDY_TEMPERATURE = 1e-5
+_BISECTION_STEPS = 32  # halves any int32 interval down to adjacent integers
 
 
-def _kth_largest(sorted_desc: jax.Array, top_k: jax.Array) -> jax.Array:
-    """The k-th largest value per row ([B, 1]); -inf (keep everything) where top-k is off."""
-    vocab = sorted_desc.shape[-1]
-    off = (top_k <= 0) | (top_k >= vocab)
-    index = jnp.clip(top_k, 1, vocab) - 1
-    kth = jnp.take_along_axis(sorted_desc, index[:, None], axis=-1)
-    return jnp.where(off[:, None], -jnp.inf, kth)
+def _order_keys(values: jax.Array) -> jax.Array:
+    """int32 keys that order like the float32 values (-0.0 and 0.0 share a key)."""
+    values = jnp.where(values == 0.0, 0.0, values)
+    bits = jax.lax.bitcast_convert_type(values, jnp.int32)
+    return jnp.where(bits >= 0, bits, bits ^ jnp.int32(0x7FFFFFFF))
 
 
-def _nucleus_cutoff(sorted_desc: jax.Array, top_p: jax.Array) -> jax.Array:
-    """The smallest kept logit per row ([B, 1]) under the top-p rule on sorted survivors."""
-    probs = jax.nn.softmax(sorted_desc, axis=-1)
-    mass_before = jnp.cumsum(probs, axis=-1) - probs
-    num_kept = jnp.maximum(jnp.sum(mass_before < top_p[:, None], axis=-1), 1)
-    cutoff = jnp.take_along_axis(sorted_desc, (num_kept - 1)[:, None], axis=-1)
-    return jnp.where((top_p >= 1.0)[:, None], -jnp.inf, cutoff)
+def _midpoint(low: jax.Array, high: jax.Array) -> jax.Array:
+    """floor((low + high) / 2) without int32 overflow."""
+    return (low >> 1) + (high >> 1) + (low & high & 1)
+
+
+def _kth_largest_key(keys: jax.Array, top_k: jax.Array) -> jax.Array:
+    """The key of the k-th largest value per row: the largest u with #(keys >= u) >= k."""
+
+    def step(_, bounds):
+        low, high = bounds  # #(keys >= low) >= k > #(keys >= high)
+        mid = _midpoint(low, high)
+        enough = jnp.sum(keys >= mid[:, None], axis=-1) >= top_k
+        return jnp.where(enough, mid, low), jnp.where(enough, high, mid)
+
+    bounds = (jnp.min(keys, axis=-1), jnp.max(keys, axis=-1) + 1)
+    return jax.lax.fori_loop(0, _BISECTION_STEPS, step, bounds)[0]
+
+
+def _nucleus_key(keys: jax.Array, probs: jax.Array, top_p: jax.Array, low: jax.Array) -> jax.Array:
+    """The smallest u per row whose mass strictly above it, sum(probs[keys > u]), is < p.
+
+    `low` must have all the mass above it; the row maximum always qualifies (for p > 0), so
+    the most likely token is always kept.
+    """
+
+    def step(_, bounds):
+        low, high = bounds  # mass above low >= p > mass above high
+        mid = _midpoint(low, high)
+        small = jnp.sum(jnp.where(keys > mid[:, None], probs, 0.0), axis=-1) < top_p
+        return jnp.where(small, low, mid), jnp.where(small, mid, high)
+
+    bounds = (low, jnp.max(keys, axis=-1))
+    return jax.lax.fori_loop(0, _BISECTION_STEPS, step, bounds)[1]
 
 
 def filter_logits(
@@ -68,13 +95,16 @@ def filter_logits(
 
     greedy = temperature <= GREEDY_TEMPERATURE
     tempered = logits / jnp.where(greedy, 1.0, temperature)[:, None]
+    keys = _order_keys(tempered)
 
-    sorted_desc = jnp.sort(tempered, axis=-1, descending=True)
-    kth = _kth_largest(sorted_desc, top_k)
-    top_k_survivors = jnp.where(sorted_desc >= kth, sorted_desc, -jnp.inf)
-    cutoff = jnp.maximum(kth, _nucleus_cutoff(top_k_survivors, top_p))
+    top_k_off = (top_k <= 0) | (top_k >= logits.shape[-1])
+    kth = jnp.where(top_k_off, jnp.min(keys, axis=-1), _kth_largest_key(keys, top_k))
+    top_k_kept = keys >= kth[:, None]
+    probs = jax.nn.softmax(jnp.where(top_k_kept, tempered, -jnp.inf), axis=-1)
+    nucleus = jnp.maximum(_nucleus_key(keys, probs, top_p, kth - 1), kth)
+    cutoff = jnp.where(top_p >= 1.0, kth, nucleus)
 
-    filtered = jax.nn.log_softmax(jnp.where(tempered >= cutoff, tempered, -jnp.inf), axis=-1)
+    filtered = jax.nn.log_softmax(jnp.where(keys >= cutoff[:, None], tempered, -jnp.inf), axis=-1)
     argmax = jnp.argmax(logits, axis=-1)
     one_hot = jnp.where(jnp.arange(logits.shape[-1]) == argmax[:, None], 0.0, -jnp.inf)
     return jnp.where(greedy[:, None], one_hot, filtered)
