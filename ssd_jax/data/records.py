@@ -153,10 +153,6 @@ class ShardWriter:
     def is_done(self, prompt_id: str, sample_index: int) -> bool:
         return (prompt_id, sample_index) in self._done
 
-    @property
-    def num_done(self) -> int:
-        return len(self._done)
-
     def write(self, record: SampleRecord) -> bool:
         """Buffers `record` unless its key is done; flushes a full chunk. True if accepted."""
         if record.key in self._done:
