@@ -1,0 +1,72 @@
+"""One benchmark problem with everything needed to prompt for it and to grade an answer."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+
+from ssd_jax.data.problem import Problem
+
+TEST_KINDS = ("stdin", "functional", "script")
+
+
+@dataclasses.dataclass(frozen=True)
+class TestCase:
+    """One test: `input` is stdin text (stdin) or one JSON argument per line (functional)."""
+
+    input: str
+    output: str
+    testtype: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkProblem:
+    """A problem of LiveCodeBench (`stdin` or `functional` tests) or HumanEval (`script`).
+
+    For `script` problems the single program to run is built by `script_for(code)`: the
+    prompt, the model's code, then `check_program` (HumanEval's `test` + `check(entry_point)`).
+    """
+
+    id: str
+    source: str
+    title: str
+    statement: str
+    starter_code: str
+    difficulty: str
+    kind: str
+    tests: tuple[TestCase, ...] = ()
+    func_name: str | None = None
+    entry_point: str | None = None
+    check_program: str = ""
+    platform: str = ""
+    contest_date: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in TEST_KINDS:
+            raise ValueError(f"problem {self.id}: kind must be one of {TEST_KINDS}, got {self.kind!r}")
+        if self.kind == "functional" and not self.func_name:
+            raise ValueError(f"problem {self.id}: functional tests need metadata.func_name")
+
+    def as_problem(self) -> Problem:
+        """The prompt-side view used by ssd_jax.data's prompt sources."""
+        return Problem(id=self.id, statement=self.statement, starter_code=self.starter_code, source=self.source)
+
+    def script_for(self, code: str) -> str:
+        """The whole program for a `script` problem, given the model's extracted code.
+
+        Code that defines the entry point at top level replaces the prompt's stub (the
+        prompt stays above it for its imports and helpers); any other code is taken as the
+        continuation of the prompt's function, as HumanEval's canonical solutions are.
+        """
+        if self.kind != "script":
+            raise ValueError(f"problem {self.id} is {self.kind!r}, not a script problem")
+        body = f"{self.starter_code}\n\n{code}" if _defines(code, self.entry_point) else self.starter_code + code
+        return f"{body}\n\n{self.check_program}\n"
+
+
+def _defines(code: str, name: str | None) -> bool:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+    return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name for node in tree.body)
