@@ -1,0 +1,198 @@
+"""Grade one sample: all of its tests in one sandboxed interpreter, stopping at the first failure.
+
+The harness (see harness.py) loads the program once, then the evaluator sends one test at a
+time and judges each reply itself (compare.py). Program semantics follow LiveCodeBench's
+runner: LiveCodeBench programs run after its import prelude (`from collections import *`,
+`sys.setrecursionlimit(50000)`, …); a stdin program runs as `__main__` once per test and
+`exit()` ends it normally; a functional test calls `Solution().<func_name>(*args)` on a fresh
+instance (as LeetCode does) and compares the JSON-decoded return value, tuples as lists;
+a HumanEval program (prompt, code, test, `check(entry_point)`) passes when it raises nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+from ssd_jax.evaluation.benchmarks.types import BenchmarkProblem, TestCase
+from ssd_jax.evaluation.compare import stdout_matches, value_matches
+from ssd_jax.evaluation.isolation import Isolation
+from ssd_jax.evaluation.limits import Limits
+from ssd_jax.evaluation.sandbox import classify
+from ssd_jax.evaluation.session import STARTUP_TIMEOUT_S, Session
+
+LCB_PRELUDE_MODULES = (
+    "string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math", "random", "statistics",
+    "itertools", "functools", "operator", "io", "sys", "json", "typing",
+)
+LCB_PRELUDE = (  # LiveCodeBench's `import_string`, verbatim
+    "from string import *\nfrom re import *\nfrom datetime import *\nfrom collections import *\n"
+    "from heapq import *\nfrom bisect import *\nfrom copy import *\nfrom math import *\n"
+    "from random import *\nfrom statistics import *\nfrom itertools import *\nfrom functools import *\n"
+    "from operator import *\nfrom io import *\nfrom sys import *\nfrom json import *\n"
+    "from builtins import *\nfrom typing import *\nimport string\nimport re\nimport datetime\n"
+    "import collections\nimport heapq\nimport bisect\nimport copy\nimport math\nimport random\n"
+    "import statistics\nimport itertools\nimport functools\nimport operator\nimport io\nimport sys\n"
+    "import json\nsys.setrecursionlimit(50000)\n"
+)
+VERDICTS = ("pass", "wrong_answer", "error", "timeout", "memory", "output_limit", "killed", "not_run")
+_STATUS_OF_VERDICT = {"pass": "ok", "wrong_answer": "ok", "error": "error", "timeout": "timeout",
+                      "memory": "memory", "output_limit": "killed", "killed": "killed"}
+_VERDICT_OF_STATUS = {"ok": "error", "error": "error", "timeout": "timeout", "memory": "memory", "killed": "killed"}
+_SHOWN_CHARS = 300
+_EXIT_WAIT_S = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class GradingLimits:
+    """Time and resource limits of grading (recorded with every result).
+
+    `per_sample_timeout_s=None` uses LiveCodeBench's global bound, (per-test + 1) × tests + 5.
+    """
+
+    per_test_timeout_s: float = 6.0
+    per_sample_timeout_s: float | None = None
+    memory_mb: int = 4096
+    max_processes: int = 64
+    max_file_mb: int = 64
+    max_output_mb: float = 32.0
+
+    def sample_timeout_s(self, num_tests: int) -> float:
+        return self.per_sample_timeout_s or (self.per_test_timeout_s + 1) * num_tests + 5
+
+    def sandbox_limits(self, num_tests: int, largest_input_bytes: int) -> Limits:
+        file_mb = max(self.max_file_mb, largest_input_bytes // (1 << 20) + 2)  # inputs live in memfds
+        return Limits(timeout_s=self.sample_timeout_s(num_tests), memory_mb=self.memory_mb,
+                      max_processes=self.max_processes, max_file_mb=file_mb, max_output_mb=self.max_output_mb)
+
+
+@dataclasses.dataclass(frozen=True)
+class GradeResult:
+    """The grading of one sample: `passed` only if every test passed."""
+
+    passed: bool
+    status: str  # ok | error | timeout | memory | killed, or no_code when nothing was extracted
+    verdicts: tuple[str, ...]
+    detail: str = ""
+    wall_s: float = 0.0
+    sandboxed: bool = True
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self) | {"verdicts": list(self.verdicts)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "GradeResult":
+        return cls(**(data | {"verdicts": tuple(data["verdicts"])}))
+
+
+def no_code_result(problem: BenchmarkProblem) -> GradeResult:
+    """A response without a fenced code block fails without running anything."""
+    return GradeResult(False, "no_code", ("not_run",) * num_tests(problem), "no fenced code block in the response")
+
+
+def num_tests(problem: BenchmarkProblem) -> int:
+    return 1 if problem.kind == "script" else len(problem.tests)
+
+
+def _shown(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS // 2] + " … " + text[-_SHOWN_CHARS // 2:]
+
+
+def _test_commands(problem: BenchmarkProblem) -> list[tuple[dict, object]]:
+    """(command sent to the harness, expected answer kept here) for each test."""
+    if problem.kind == "script":
+        return [({"op": "test", "index": 0}, None)]
+    commands = []
+    for index, test in enumerate(problem.tests):
+        if problem.kind == "stdin":
+            commands.append(({"op": "test", "index": index, "input": test.input}, test.output))
+            continue
+        try:
+            args = [json.loads(line) for line in test.input.split("\n") if line.strip()]
+            expected = json.loads(test.output)
+        except ValueError as error:
+            raise ValueError(f"problem {problem.id} test {index}: functional input/output is not JSON ({error})") from None
+        commands.append(({"op": "test", "index": index, "args": args}, expected))
+    return commands
+
+
+def _judge(problem: BenchmarkProblem, reply: dict, expected) -> tuple[str, str]:
+    """(verdict, detail) of one test's reply."""
+    if "protocol_error" in reply or "status" not in reply:
+        return "error", f"harness protocol broken: {reply}"
+    if reply["status"] != "ok":
+        return reply["status"], reply.get("error", "")
+    if problem.kind == "stdin":
+        ok = stdout_matches(reply.get("output", ""), expected)
+        actual = reply.get("output", "")
+    elif problem.kind == "functional":
+        ok = value_matches(reply.get("value"), expected)
+        actual = reply.get("value")
+    else:
+        return "pass", ""
+    if ok:
+        return "pass", ""
+    return "wrong_answer", f"expected {_shown(expected)}, got {_shown(actual)}"
+
+
+def start_session(limits: GradingLimits, isolation: Isolation) -> Session:
+    """A sandbox ready to grade any sample under `limits` (the per-sample limits come with `load`)."""
+    return Session(isolation, limits.sandbox_limits(1, 0), preload=LCB_PRELUDE_MODULES)
+
+
+def grade(problem: BenchmarkProblem, code: str, limits: GradingLimits, isolation: Isolation,
+          session: Session | None = None) -> GradeResult:
+    """Runs `code` against every test of `problem` in one sandbox; stops at the first failure.
+
+    `session` is a sandbox started ahead by `start_session` (else one is started here); it is
+    used for this sample only and closed. Raises SandboxCrashed when the sandbox could not
+    start (the engine retries those).
+    """
+    commands = _test_commands(problem)
+    if not commands:
+        raise ValueError(f"problem {problem.id} has no tests; a sample cannot pass vacuously")
+    largest_input = max((len(t.input.encode()) for t in problem.tests), default=0)
+    sandbox_limits = limits.sandbox_limits(len(commands), largest_input)
+    load = {"op": "load", "kind": problem.kind, "rlimits": sandbox_limits.rlimits(),
+            "max_output_bytes": sandbox_limits.max_output_bytes, "func_name": problem.func_name,
+            "code": problem.script_for(code) if problem.kind == "script" else code,
+            "prelude": "" if problem.kind == "script" else LCB_PRELUDE}
+    verdicts = ["not_run"] * len(commands)
+    detail, unanswered = "", None
+    session = session or start_session(limits, isolation)
+    with session:
+        session.wait_ready(time.monotonic() + STARTUP_TIMEOUT_S)
+        sample_deadline = time.monotonic() + sandbox_limits.timeout_s
+        session.send(load)
+        reply = session.receive(min(sample_deadline, time.monotonic() + limits.per_test_timeout_s))
+        if reply is None:
+            unanswered = "loading the program"
+        elif not reply.get("loaded"):
+            verdicts[0] = reply.get("status", "error")
+            detail = f"loading the program: {reply.get('error', reply)}"
+        else:
+            for index, (command, expected) in enumerate(commands):
+                session.send(command)
+                reply = session.receive(min(sample_deadline, time.monotonic() + limits.per_test_timeout_s))
+                if reply is None:
+                    unanswered = index
+                    break
+                verdicts[index], why = _judge(problem, reply, expected)
+                if verdicts[index] != "pass":
+                    detail = f"test {index}: {verdicts[index]}: {why}"
+                    break
+        outcome = session.finish(time.monotonic() + _EXIT_WAIT_S)
+    if unanswered is not None:
+        status, why = classify(outcome, isolation, sandbox_limits)
+        if outcome.kill_reason == "timeout":
+            why = f"{why} (per test {limits.per_test_timeout_s:g}s)"
+        stderr = outcome.stderr.decode(errors="replace")[-_SHOWN_CHARS:]
+        index = 0 if isinstance(unanswered, str) else unanswered
+        verdicts[index] = _VERDICT_OF_STATUS[status]
+        detail = f"test {unanswered}: {verdicts[index]}: {why} {stderr}".strip()
+    first_failure = next((v for v in verdicts if v != "pass"), "pass")
+    passed = all(v == "pass" for v in verdicts)
+    status = "ok" if passed else _STATUS_OF_VERDICT.get(first_failure, "error")
+    return GradeResult(passed, status, tuple(verdicts), detail, outcome.wall_s, isolation.sandboxed)
