@@ -1,9 +1,9 @@
 """How an untrusted interpreter is started: inside bubblewrap namespaces, or (explicitly) bare.
 
 The sandbox is a fresh bubblewrap (`bwrap`) process tree: new user, PID, network, IPC, UTS and
-cgroup namespaces, a read-only view of the system (`/usr` and the `/bin`, `/lib*` links), a
-minimal `/proc` and `/dev`, a private size-capped tmpfs as the writable working directory,
-and an empty environment. Nothing of the evaluator is visible: not `/work`, `/root`, `/home`,
+cgroup namespaces, a read-only view of the system (`/usr` and the `/bin`, `/lib*` links) on a
+read-only root, a minimal `/proc` and `/dev`, a private size-capped tmpfs `/tmp` as the only
+writable place and working directory, and an empty environment. Nothing of the evaluator is visible: not `/work`, `/root`, `/home`,
 `/tmp`, its files or its environment variables. When the evaluator runs as root, bubblewrap is
 started as `nobody`, so the kernel enforces `RLIMIT_NPROC` (it never does for real uid 0).
 
@@ -105,7 +105,7 @@ class Isolation:
         argv += ["--proc", "/proc", "--dev", "/dev"]
         if "--size" in self.bwrap_options:
             argv += ["--size", str(tmpfs_bytes)]
-        argv += ["--tmpfs", "/tmp", "--chdir", "/tmp", "--hostname", "sandbox", "--clearenv"]
+        argv += ["--tmpfs", "/tmp", "--remount-ro", "/", "--chdir", "/tmp", "--hostname", "sandbox", "--clearenv"]
         for key, value in _SANDBOX_ENV.items():
             argv += ["--setenv", key, value]
         return argv + ["--"]
