@@ -7,6 +7,7 @@ setup(
     version="0.1.0",
     description="Simple self-distillation (SSD) for code models: sample, fine-tune, evaluate — in JAX.",
     packages=find_packages(include=["ssd_jax", "ssd_jax.*"]),
+    package_data={"ssd_jax.data": ["offline_problems.jsonl"]},
     python_requires=">=3.10",
     install_requires=[
         "jax>=0.10",
