@@ -114,12 +114,12 @@ def load_livecodebench(
     """Problems from a code_generation_lite directory (`release_version` picks its files), or
     from explicit JSONL/parquet files; filtered by a named `window` (v5, v6) or by
     `start_date`/`end_date` (YYYY-MM-DD), by difficulty and by platform; sorted by id."""
-    paths = [Path(p) for p in ([path] if isinstance(path, (str, Path)) else path)]
-    files = release_files(paths[0], release_version) if len(paths) == 1 and paths[0].is_dir() else paths
     if window is not None:
         if window not in WINDOWS:
             raise ValueError(f"window must be one of {sorted(WINDOWS)}, got {window!r}; or give start_date/end_date")
         start_date, end_date = start_date or WINDOWS[window][0], end_date or WINDOWS[window][1]
+    paths = [Path(p) for p in ([path] if isinstance(path, (str, Path)) else path)]
+    files = release_files(paths[0], release_version) if len(paths) == 1 and paths[0].is_dir() else paths
     start, end = _midnight(start_date), _midnight(end_date)
     problems = {}
     for file in files:

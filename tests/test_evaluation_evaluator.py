@@ -1,0 +1,142 @@
+"""The evaluation grid with canned responses: results, report files, resuming and re-scoring."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ssd_jax.evaluation.benchmarks import load_benchmark
+from ssd_jax.evaluation.evaluator import EvalSettings, ModelSpec, evaluate
+from ssd_jax.evaluation.from_config import evaluate_from_config
+from ssd_jax.evaluation.generation import Generated
+from ssd_jax.evaluation.grading import GradingLimits
+from ssd_jax.evaluation.store import JsonlStore
+
+DATA = Path(__file__).parent / "data" / "evaluation"
+CORRECT = {
+    "abc360_a": "a, b = map(int, input().split())\nprint(a + b)",
+    "3100": "class Solution:\n    def twoSum(self, nums, target):\n        seen = {}\n        for i, x in enumerate(nums):\n"
+            "            if target - x in seen:\n                return [seen[target - x], i]\n            seen[x] = i",
+}
+WRONG = {"abc360_a": "print(0)", "3100": "class Solution:\n    def twoSum(self, nums, target):\n        return [0, 1]"}
+# correct samples out of 5 per (model, temperature, problem); sample 4 of "base" at T=1 has no code block
+# (none of the correct ones: i < count <= 1 there)
+CORRECT_COUNTS = {("base", 0.5, "abc360_a"): 2, ("base", 0.5, "3100"): 0, ("base", 1.0, "abc360_a"): 1,
+                  ("base", 1.0, "3100"): 1, ("ssd", 0.5, "abc360_a"): 5, ("ssd", 0.5, "3100"): 3,
+                  ("ssd", 1.0, "abc360_a"): 4, ("ssd", 1.0, "3100"): 0}
+MODELS = [ModelSpec("base", "/ckpt/base"), ModelSpec("ssd", "/ckpt/ssd")]
+SETTINGS = EvalSettings(temperatures=(0.5, 1.0), top_k=20, top_p=0.8, n_samples=5, chunk_size=4, workers=2,
+                        progress=False, grading=GradingLimits(per_test_timeout_s=5))
+
+
+@pytest.fixture(scope="module")
+def problems():
+    by_id = {p.id: p for p in load_benchmark("livecodebench", DATA / "livecodebench", release_version="release_v2")}
+    return [by_id["abc360_a"], by_id["3100"]]
+
+
+class FakeModel:
+    """Canned responses: sample i is correct when i < the table's count; counts requests."""
+
+    def __init__(self, fail_after_calls=None):
+        self.requests, self.calls, self.fail_after_calls = 0, 0, fail_after_calls
+
+    def __call__(self, model_ref, requests):
+        if self.fail_after_calls is not None and self.calls >= self.fail_after_calls:
+            raise KeyboardInterrupt("killed")
+        self.calls += 1
+        self.requests += len(requests)
+        name = Path(model_ref).name
+        outputs = []
+        for r in requests:
+            assert r.messages[-1]["role"] == "user" and (r.top_k, r.top_p) == (20, 0.8)
+            if name == "base" and r.temperature == 1.0 and r.sample_index == 4:
+                outputs.append(Generated("I cannot solve this.", "eos", 5))
+                continue
+            good = r.sample_index < CORRECT_COUNTS[(name, r.temperature, r.prompt_id)]
+            code = (CORRECT if good else WRONG)[r.prompt_id]
+            outputs.append(Generated(f"Sure.\n```python\n{code}\n```\n", "eos", 30))
+        return outputs
+
+
+def expected_pass_at_1(model, temperature):
+    return sum(CORRECT_COUNTS[(model, temperature, p)] / 5 for p in ("abc360_a", "3100")) / 2
+
+
+def test_grid_results_report_and_table(tmp_path, problems, capsys):
+    results = evaluate(tmp_path, MODELS, problems, SETTINGS, FakeModel(), {"name": "livecodebench"})
+    for model in ("base", "ssd"):
+        for temperature in (0.5, 1.0):
+            cell = results["models"][model]["temperatures"][f"{temperature:g}"]
+            assert cell["per_problem_passes"] == {p: CORRECT_COUNTS[(model, temperature, p)] for p in ("3100", "abc360_a")}
+            assert cell["pass@1"]["value"] == pytest.approx(expected_pass_at_1(model, temperature))
+            low, high = cell["pass@1"]["ci95"]
+            assert low <= cell["pass@1"]["value"] <= high
+            any_correct = [CORRECT_COUNTS[(model, temperature, p)] > 0 for p in ("3100", "abc360_a")]
+            assert cell["pass@5"]["value"] == pytest.approx(sum(any_correct) / 2)  # n = k = 5
+            assert cell["n"] == 5 and cell["num_problems"] == 2
+            assert set(cell["per_difficulty"]) == {"easy"}
+    assert results["models"]["base"]["temperatures"]["1"]["statuses"]["no_code"] == 2  # one per problem
+    assert results["models"]["ssd"]["best"] == {"temperature": 0.5, "pass@1": pytest.approx(0.8)}
+    assert results["sandbox"]["sandboxed"] is True and results["grading_limits"]["per_test_timeout_s"] == 5
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["models"]["ssd"]["temperatures"]["0.5"]["per_problem_passes"] == {"3100": 3, "abc360_a": 5}
+    assert (tmp_path / "pass_at_1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = capsys.readouterr().out
+    assert "pass@1 % [95% CI]" in table and table.count("\nssd ") == 2 and " 80.0 " in table
+    verdicts = JsonlStore(tmp_path / "verdicts.jsonl").read()
+    assert len(verdicts) == 40 and all(len(v["verdicts"]) in (8, 12) for v in verdicts)
+
+
+def test_killed_generation_resumes_without_redrawing(tmp_path, problems):
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(tmp_path, MODELS, problems, SETTINGS, FakeModel(fail_after_calls=2))
+    assert len(JsonlStore(tmp_path / "samples.jsonl").read()) == 8
+    resumed = FakeModel()
+    results = evaluate(tmp_path, MODELS, problems, SETTINGS, resumed)
+    assert resumed.requests == 40 - 8
+    assert len(JsonlStore(tmp_path / "samples.jsonl").read()) == 40
+    assert results["models"]["base"]["temperatures"]["0.5"]["pass@1"]["value"] == pytest.approx(0.2)
+
+
+def test_killed_grading_resumes_and_rescoring_never_generates(tmp_path, problems):
+    first = evaluate(tmp_path, MODELS, problems, SETTINGS, FakeModel())
+    verdict_file = tmp_path / "verdicts.jsonl"
+    lines = verdict_file.read_text().splitlines(keepends=True)
+    verdict_file.write_text("".join(lines[:7]) + lines[7][:25])  # killed while writing record 8
+    never = FakeModel(fail_after_calls=0)
+    resumed = evaluate(tmp_path, MODELS, problems, SETTINGS, never)
+    assert len(JsonlStore(verdict_file).read()) == 40
+    assert resumed["models"] == first["models"]
+    rescored = evaluate(tmp_path, MODELS, problems, EvalSettings(**{**SETTINGS.__dict__, "rescore": True}), never)
+    assert rescored["models"] == first["models"] and never.calls == 0
+
+
+def test_changing_sampling_settings_needs_a_new_workdir(tmp_path, problems):
+    evaluate(tmp_path, MODELS[:1], problems, SETTINGS, FakeModel())
+    with pytest.raises(ValueError, match="use a new workdir"):
+        evaluate(tmp_path, MODELS[:1], problems, EvalSettings(**{**SETTINGS.__dict__, "top_p": 0.95}), FakeModel())
+
+
+def test_config_drives_the_same_evaluation(tmp_path):
+    import ml_collections
+
+    config = ml_collections.ConfigDict({
+        "workdir": str(tmp_path), "model": "", "models": ["ssd=/ckpt/ssd"], "seed": 0,
+        "benchmark": {"name": "livecodebench", "path": str(DATA / "livecodebench"), "release_version": "release_v2",
+                      "window": "v5", "limit": 0},
+        "temperatures": [0.5], "top_k": 20, "top_p": 0.8, "n_samples": 5, "workers": 2,
+        "grading": {"per_test_timeout_s": 5.0, "memory_mb": 1024},
+    })
+    results = evaluate_from_config(config, generate_fn=FakeModel())
+    assert results["benchmark"]["filters"] == {"release_version": "release_v2", "window": "v5"}
+    assert results["models"]["ssd"]["temperatures"]["0.5"]["per_problem_passes"] == {"3100": 3, "abc360_a": 5}
+    config.grading.unknown_limit = 1
+    with pytest.raises(ValueError, match="config.grading has unknown fields"):
+        evaluate_from_config(config, generate_fn=FakeModel())
+
+
+def test_model_specs_parse_names():
+    assert ModelSpec.parse("ssd=/runs/a/checkpoints/250") == ModelSpec("ssd", "/runs/a/checkpoints/250")
+    assert ModelSpec.parse("/runs/a/base/") == ModelSpec("base", "/runs/a/base/")
+    assert ModelSpec.parse("smollm2-135m-instruct").name == "smollm2-135m-instruct"
