@@ -6,7 +6,9 @@ setup(
     name="ssd-jax",
     version="0.1.0",
     description="Simple self-distillation (SSD) for code models: sample, fine-tune, evaluate — in JAX.",
-    packages=find_packages(include=["ssd_jax", "ssd_jax.*"]),
+    # `configs` is a package so config files can build on each other (`from configs import base`)
+    # wherever a launcher runs from.
+    packages=find_packages(include=["ssd_jax", "ssd_jax.*", "configs"]),
     package_data={"ssd_jax.data": ["offline_problems.jsonl"]},
     python_requires=">=3.10",
     install_requires=[

@@ -18,7 +18,7 @@ from ssd_jax.checkpoints.hf import model_from_tensors
 from ssd_jax.checkpoints.tensor_source import SafetensorsSource
 from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.transformer import Transformer
-from ssd_jax.parallel import single_device_mesh
+from ssd_jax.parallel import shard_model, single_device_mesh
 from ssd_jax.parallel.rules import DEFAULT_RULES, Rules
 
 
@@ -69,10 +69,12 @@ def load_model(
     """Loads `ref`: an HF directory, a `.gguf` file, an ssd-jax model directory, or a built-in
     name (`smollm2-135m-instruct`). `dtype` is the compute dtype; parameters are stored in
     `param_dtype` (default: `dtype`) and placed on `mesh` (one device if none)."""
-    from ssd_jax.checkpoints import builtin
+    from ssd_jax.checkpoints import builtin, tiny
 
     mesh = mesh or single_device_mesh()
     overrides = dict(dtype=dtype, param_dtype=param_dtype or dtype, remat=remat)
+    if ref == tiny.NAME:
+        return _load_tiny(overrides, mesh, rules)
     if ref in builtin.BUILTIN_MODELS:
         return _load_gguf(str(builtin.resolve_builtin(ref)), ref, overrides, mesh, rules)
     if ref.endswith(".gguf"):
@@ -87,7 +89,7 @@ def load_model(
     raise ValueError(
         f"cannot load model {ref!r}: expected an HF directory (config.json + *.safetensors), a .gguf "
         f"file, an ssd-jax model directory (with {ssd_checkpoint.MARKER}), or a built-in name "
-        f"({', '.join(sorted(builtin.BUILTIN_MODELS))})"
+        f"({', '.join(sorted([*builtin.BUILTIN_MODELS, tiny.NAME]))})"
     )
 
 
@@ -128,6 +130,16 @@ def _load_gguf(path: str, ref: str, overrides: dict, mesh, rules) -> LoadedModel
     model = model_from_tensors(config, source, mesh, rules)
     eos = tuple(checkpoint.eos_token_ids) or config.eos_token_ids
     return LoadedModel(model, config, checkpoint.tokenizer, checkpoint.chat_template, eos, ref, mesh)
+
+
+def _load_tiny(overrides: dict, mesh, rules) -> LoadedModel:
+    from ssd_jax.checkpoints import tiny
+
+    config = ModelConfig.from_hf(tiny.tiny_hf_config(), **overrides)
+    model = shard_model(Transformer(config, rngs=nnx.Rngs(0)), mesh, rules)
+    return LoadedModel(
+        model, config, tiny.tiny_tokenizer(), tiny.tiny_chat_template(), config.eos_token_ids, tiny.NAME, mesh
+    )
 
 
 def _eos_ids(directory: str, config: ModelConfig, tokenizer: Any) -> tuple[int, ...]:

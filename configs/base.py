@@ -1,0 +1,77 @@
+"""Every field of an ssd-jax run, documented in one place.
+
+Each launcher (`launch/sample.py`, `train.py`, `evaluate.py`, `ssd.py`) reads the sections it
+needs from the same config. Other configs start from `get_config()` here and change fields.
+Override any field on the command line: `--config.sampling.temperature=1.2`.
+"""
+
+from ml_collections import ConfigDict
+
+# The paper's system message for SSD data (DESIGN §1): ask for a Python solution in a code block.
+from ssd_jax.data.prompt_format import DEFAULT_SYSTEM_MESSAGE
+
+
+def get_config() -> ConfigDict:
+    c = ConfigDict()
+    c.workdir = "runs/base"  # All outputs of the run: samples/, train/, eval/, report.
+    c.model = "smollm2-135m-instruct"  # Base model: HF dir, .gguf, ssd-jax model dir, or built-in name.
+    c.seed = 0  # Seeds sampling keys, data shuffling and anything else random.
+    c.dtype = "float32"  # Compute dtype: float32 | bfloat16.
+    c.param_dtype = "float32"  # Parameter storage dtype (master weights when training).
+
+    # Device mesh (data × fsdp × model); -1 takes the devices left over.
+    c.mesh = ConfigDict(dict(data=-1, fsdp=1, model=1))
+
+    # Prompts for SSD data (stage 1).
+    c.prompts = ConfigDict()
+    c.prompts.source = "offline"  # rstar-coder | livecodebench | humaneval | jsonl | offline.
+    c.prompts.path = ""  # Local file/dir for sources that read one ("" for offline/humaneval).
+    c.prompts.limit = 0  # Use only the first N prompts (0 = all).
+    c.prompts.require_passed = False  # rStar-Coder: keep only rows whose reference passed (paper: on).
+    c.prompts.system_message = DEFAULT_SYSTEM_MESSAGE  # "" for no system message.
+
+    # Sampling SSD data from the frozen base model (stage 1): T_train with top-k / top-p.
+    c.sampling = ConfigDict()
+    c.sampling.temperature = 1.6
+    c.sampling.top_k = 20  # 0 = off.
+    c.sampling.top_p = 0.8  # 1.0 = off.
+    c.sampling.n_samples = 1  # Samples per prompt (paper: 1).
+    c.sampling.max_new_tokens = 1024
+    c.sampling.batch_size = 32  # Rows decoded at once (global, split over the data axes).
+    c.sampling.stop_strings = ()  # Extra stop strings, beside the model's end-of-turn tokens.
+
+    # Turning samples into training rows (stage 2 input pipeline).
+    c.data = ConfigDict()
+    c.data.filter = "minimal"  # minimal (paper) | shortest_percent | none (the stress test).
+    c.data.shortest_percent = 10.0  # With filter=shortest_percent: also drop the shortest P %.
+    c.data.max_length = 4096  # Tokens per packed row.
+    c.data.overlong = "drop"  # Examples longer than max_length: drop | truncate.
+    c.data.pack = True  # Pack several examples per row (segment ids, per-segment positions).
+
+    # Fine-tuning (stage 2): AdamW, warmup + cosine, the paper's recipe by default.
+    c.train = ConfigDict()
+    c.train.steps = 2500
+    c.train.global_batch = 32  # Rows per optimizer step (all devices, all accumulation steps).
+    c.train.micro_batch = 0  # Rows per forward/backward pass (0 = global_batch: no accumulation).
+    c.train.peak_learning_rate = 5e-6
+    c.train.final_learning_rate = 1e-6
+    c.train.warmup_steps = 250
+    c.train.b1 = 0.9
+    c.train.b2 = 0.95
+    c.train.weight_decay = 0.1
+    c.train.grad_clip = 1.0
+    c.train.remat = False  # Rematerialise transformer blocks (long sequences).
+    c.train.checkpoint_every = 250
+    c.train.keep_checkpoints = 3
+    c.train.log_every = 1
+
+    # Evaluation (stage 3): pass@k over a temperature grid.
+    c.eval = ConfigDict()
+    c.eval.benchmark = "humaneval"  # humaneval | livecodebench.
+    c.eval.path = ""  # LiveCodeBench local copy.
+    c.eval.temperatures = (0.6, 0.8, 1.0, 1.2)
+    c.eval.top_k = 20
+    c.eval.top_p = 0.8
+    c.eval.n_samples = 10
+    c.eval.max_new_tokens = 1024
+    return c
