@@ -65,13 +65,27 @@ def get_config() -> ConfigDict:
     c.train.keep_checkpoints = 3
     c.train.log_every = 1
 
-    # Evaluation (stage 3): pass@k over a temperature grid.
+    # Evaluation (stage 3): pass@k over a temperature grid, graded in a sandbox.
     c.eval = ConfigDict()
-    c.eval.benchmark = "humaneval"  # humaneval | livecodebench.
-    c.eval.path = ""  # LiveCodeBench local copy.
+    c.eval.models = ()  # Refs (`name=ref`) to evaluate; () = the base model and the SSD model of this run.
+    c.eval.benchmark = ConfigDict()
+    c.eval.benchmark.name = "humaneval"  # humaneval | livecodebench.
+    c.eval.benchmark.path = ""  # LiveCodeBench local copy (dir of test*.jsonl); "" = HumanEval's packaged file.
+    c.eval.benchmark.release_version = "release_v6"  # LiveCodeBench files test.jsonl..test6.jsonl.
+    c.eval.benchmark.window = ""  # v5 | v6 | "" (contest-date windows, DESIGN §1).
+    c.eval.benchmark.start_date = ""  # Custom window, YYYY-MM-DD, inclusive.
+    c.eval.benchmark.end_date = ""
+    c.eval.benchmark.limit = 0  # Only the first N problems (0 = all).
     c.eval.temperatures = (0.6, 0.8, 1.0, 1.2)
     c.eval.top_k = 20
     c.eval.top_p = 0.8
-    c.eval.n_samples = 10
+    c.eval.n_samples = 10  # Samples per problem (paper: 10); pass@5 needs at least 5.
     c.eval.max_new_tokens = 1024
+    c.eval.batch_size = 32
+    c.eval.system_message = None  # None = LiveCodeBench's; "" = none.
+    c.eval.workers = 0  # Sandbox workers (0 = one per core).
+    c.eval.allow_unsandboxed = False  # Run generated code WITHOUT isolation. Never on shared machines.
+    c.eval.grading = ConfigDict()
+    c.eval.grading.per_test_timeout_s = 6.0
+    c.eval.grading.memory_mb = 4096
     return c

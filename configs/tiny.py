@@ -20,6 +20,7 @@ def get_config():
     c.train.final_learning_rate = 1e-4
     c.train.checkpoint_every = 3
     c.eval.n_samples = 2
+    c.eval.benchmark.limit = 4
     c.eval.temperatures = (0.5, 1.0)
     c.eval.max_new_tokens = 24
     return c
