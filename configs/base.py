@@ -79,6 +79,9 @@ def get_config() -> ConfigDict:
     c.eval.temperatures = (0.6, 0.8, 1.0, 1.2)
     c.eval.top_k = 20
     c.eval.top_p = 0.8
+    # The base model's own truncation (-1 = same as above); the paper's differs for Llama / GPT-OSS.
+    c.eval.base_top_k = -1
+    c.eval.base_top_p = -1.0
     c.eval.n_samples = 10  # Samples per problem (paper: 10); pass@5 needs at least 5.
     c.eval.max_new_tokens = 1024
     c.eval.batch_size = 32
