@@ -18,6 +18,7 @@ def get_config() -> ConfigDict:
     c.seed = 0  # Seeds sampling keys, data shuffling and anything else random.
     c.dtype = "float32"  # Compute dtype: float32 | bfloat16.
     c.param_dtype = "float32"  # Parameter storage dtype (master weights when training).
+    c.stages = ("sample", "train", "evaluate")  # What launch/ssd.py runs; finished stages are skipped.
 
     # Device mesh (data × fsdp × model); -1 takes the devices left over.
     c.mesh = ConfigDict(dict(data=-1, fsdp=1, model=1))
@@ -67,7 +68,9 @@ def get_config() -> ConfigDict:
 
     # Evaluation (stage 3): pass@k over a temperature grid, graded in a sandbox.
     c.eval = ConfigDict()
-    c.eval.models = ()  # Refs (`name=ref`) to evaluate; () = the base model and the SSD model of this run.
+    c.eval.include_base = True  # Evaluate the base model (launch/ssd.py).
+    c.eval.include_ssd = True  # Evaluate this run's SSD model (launch/ssd.py).
+    c.eval.models = ()  # Extra refs (`name=ref`) to evaluate beside them.
     c.eval.benchmark = ConfigDict()
     c.eval.benchmark.name = "humaneval"  # humaneval | livecodebench.
     c.eval.benchmark.path = ""  # LiveCodeBench local copy (dir of test*.jsonl); "" = HumanEval's packaged file.

@@ -1,0 +1,29 @@
+"""Run a sweep (a base config + variants) here one after another, or print a command per variant.
+
+    python launch/sweep.py --sweep=configs/sweeps/t_train_x_t_eval.py [--print]
+"""
+
+from absl import app, flags
+
+from ssd_jax import sweeps
+
+_SWEEP = flags.DEFINE_string("sweep", None, "sweep file (BASE_CONFIG + get_sweep())", required=True)
+_PRINT = flags.DEFINE_bool("print", False, "print one launch/ssd.py command per variant instead of running")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    base_config, variants = sweeps.load_sweep(_SWEEP.value)
+    if _PRINT.value:
+        for overrides in variants:
+            print(sweeps.launch_command("ssd", base_config, overrides))
+        return
+    from ssd_jax.pipeline import run_pipeline
+
+    for overrides in variants:
+        run_pipeline(sweeps.variant_config(base_config, overrides))
+
+
+if __name__ == "__main__":
+    app.run(main)
