@@ -3,7 +3,7 @@
 The harness (see harness.py) loads the program once, then the evaluator sends one test at a
 time and judges each reply itself (compare.py). Program semantics follow LiveCodeBench's
 runner: LiveCodeBench programs run after its import prelude (`from collections import *`,
-`sys.setrecursionlimit(50000)`, …); a stdin program runs as `__main__` once per test and
+`sys.setrecursionlimit(50000)`, …; see prelude.py); a stdin program runs as `__main__` once per test and
 `exit()` ends it normally; a functional test calls `Solution().<func_name>(*args)` on a fresh
 instance (as LeetCode does) and compares the JSON-decoded return value, tuples as lists;
 a HumanEval program (prompt, code, test, `check(entry_point)`) passes when it raises nothing.
@@ -15,27 +15,14 @@ import dataclasses
 import json
 import time
 
-from ssd_jax.evaluation.benchmarks.types import BenchmarkProblem, TestCase
+from ssd_jax.evaluation.benchmarks.types import BenchmarkProblem
 from ssd_jax.evaluation.compare import stdout_matches, value_matches
 from ssd_jax.evaluation.isolation import Isolation
 from ssd_jax.evaluation.limits import Limits
+from ssd_jax.evaluation.prelude import prelude_for
 from ssd_jax.evaluation.sandbox import classify
 from ssd_jax.evaluation.session import STARTUP_TIMEOUT_S, Session
 
-LCB_PRELUDE_MODULES = (
-    "string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math", "random", "statistics",
-    "itertools", "functools", "operator", "io", "sys", "json", "typing",
-)
-LCB_PRELUDE = (  # LiveCodeBench's `import_string`, verbatim
-    "from string import *\nfrom re import *\nfrom datetime import *\nfrom collections import *\n"
-    "from heapq import *\nfrom bisect import *\nfrom copy import *\nfrom math import *\n"
-    "from random import *\nfrom statistics import *\nfrom itertools import *\nfrom functools import *\n"
-    "from operator import *\nfrom io import *\nfrom sys import *\nfrom json import *\n"
-    "from builtins import *\nfrom typing import *\nimport string\nimport re\nimport datetime\n"
-    "import collections\nimport heapq\nimport bisect\nimport copy\nimport math\nimport random\n"
-    "import statistics\nimport itertools\nimport functools\nimport operator\nimport io\nimport sys\n"
-    "import json\nsys.setrecursionlimit(50000)\n"
-)
 VERDICTS = ("pass", "wrong_answer", "error", "timeout", "memory", "output_limit", "killed", "not_run")
 _STATUS_OF_VERDICT = {"pass": "ok", "wrong_answer": "ok", "error": "error", "timeout": "timeout",
                       "memory": "memory", "output_limit": "killed", "killed": "killed"}
@@ -139,7 +126,7 @@ def _judge(problem: BenchmarkProblem, reply: dict, expected) -> tuple[str, str]:
 
 def start_session(limits: GradingLimits, isolation: Isolation) -> Session:
     """A sandbox ready to grade any sample under `limits` (the per-sample limits come with `load`)."""
-    return Session(isolation, limits.sandbox_limits(1, 0), preload=LCB_PRELUDE_MODULES)
+    return Session(isolation, limits.sandbox_limits(1, 0))
 
 
 def grade(problem: BenchmarkProblem, code: str, limits: GradingLimits, isolation: Isolation,
@@ -158,7 +145,7 @@ def grade(problem: BenchmarkProblem, code: str, limits: GradingLimits, isolation
     load = {"op": "load", "kind": problem.kind, "rlimits": sandbox_limits.rlimits(),
             "max_output_bytes": sandbox_limits.max_output_bytes, "func_name": problem.func_name,
             "code": problem.script_for(code) if problem.kind == "script" else code,
-            "prelude": "" if problem.kind == "script" else LCB_PRELUDE}
+            "prelude": "" if problem.kind == "script" else prelude_for(code, isolation)}
     verdicts = ["not_run"] * len(commands)
     detail, unanswered = "", None
     session = session or start_session(limits, isolation)

@@ -1,9 +1,12 @@
 """The program that runs inside the sandbox: applies resource limits, then runs untrusted code.
 
-Standard library only: its source is handed to the sandbox's interpreter with `-c`, because
-none of the evaluator's files are visible in there. The evaluator talks to it with
-newline-delimited JSON: commands arrive on descriptor `cmd_fd`, replies leave on `reply_fd`
-(both named in `sys.argv[1]`). Operations:
+Standard library only, and never imported by the evaluator: the sandbox's own interpreter
+compiles it once (session.compiled_harness) and every sandbox starts from that code object,
+because none of the evaluator's files are visible in there. It imports next to nothing
+(interpreter start-up is most of a sample's cost): commands arrive on descriptor `cmd_fd` as
+length-prefixed `marshal` frames (written by the evaluator, so trusted), replies leave on
+`reply_fd` as JSON lines (parsed by the evaluator with `json.loads`, so a program writing
+garbage there cannot do more than fail). Operations:
 
 - `program`: run `code` once as `__main__` with the real stdin/stdout/stderr pipes.
 - `load`, then `test` repeatedly: grade one sample. The evaluator sends one test at a time
@@ -13,14 +16,14 @@ newline-delimited JSON: commands arrive on descriptor `cmd_fd`, replies leave on
   `os.read(0, ...)` all work) and its output captured from `sys.stdout` up to a size cap.
 """
 
+import _json
 import builtins
 import io
-import json
+import marshal
 import os
 import resource
-import signal
+import _signal  # the `signal` module would import enum, functools and collections
 import sys
-import threading
 import time
 
 ERROR_CHARS = 2000
@@ -51,17 +54,54 @@ class Channel:
         os.set_inheritable(reply_fd, False)
 
     def receive(self):
-        line = self.commands.readline()
-        return json.loads(line) if line else None
+        header = self.commands.read(8)
+        if len(header) < 8:
+            return None
+        return marshal.loads(self.commands.read(int.from_bytes(header, "little")))
 
     def send(self, message):
-        data = memoryview((json.dumps(message) + "\n").encode())
+        data = memoryview((to_json(message) + "\n").encode())
         while data:
             data = data[os.write(self.reply_fd, data):]
 
 
+class RawJson(str):
+    """Text that is already JSON (encoded once, embedded as is)."""
+
+
+def to_json(value):
+    """JSON text for plain data, as json.dumps writes it (tuples as lists, number keys as
+    strings); TypeError for anything else. Avoids importing json (and re) in here."""
+    if isinstance(value, RawJson):
+        return str(value)
+    if isinstance(value, str):
+        return _json.encode_basestring_ascii(value)
+    if value is None or value is True or value is False:
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        return float.__repr__(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(to_json(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            if not isinstance(key, str):
+                if key is not None and not isinstance(key, (int, float)):
+                    raise TypeError(f"key {key!r} is not JSON")
+                key = to_json(key).strip('"')
+            items.append(_json.encode_basestring_ascii(key) + ": " + to_json(item))
+        return "{" + ", ".join(items) + "}"
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def apply_limits(rlimits):
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)
     for name, (soft, hard) in rlimits.items():
         resource.setrlimit(getattr(resource, name), (soft, hard))
 
@@ -127,7 +167,17 @@ def release_stdout(stream):
     sys.stdout = sys.__stdout__
 
 
+def live_threads():
+    """The program's threads; threading is only imported by programs that start threads."""
+    threading = sys.modules.get("threading")
+    return set(threading.enumerate()) if threading else set()
+
+
 def join_new_threads(before):
+    """Waits for non-daemon threads the program started, as interpreter exit would."""
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return
     for thread in threading.enumerate():
         if thread not in before and not thread.daemon and thread is not threading.current_thread():
             thread.join()
@@ -167,12 +217,12 @@ class Grader:
     def run_test(self, command):
         set_stdin(command.get("input", "").encode("utf-8", "surrogateescape"))
         stream, captured = capture_stdout(self.output_cap)
-        threads_before = set(threading.enumerate())
+        threads_before = live_threads()
         reply = {"index": command["index"]}
         start = time.perf_counter()
         try:
             if self.kind == "functional":
-                reply["value"] = to_json_value(self.function(*command["args"]))
+                reply["value"] = json_value(self.function(*command["args"]))
             else:
                 self._run_module(self.kind == "stdin")
                 join_new_threads(threads_before)
@@ -204,10 +254,10 @@ def raise_system_exit(status=0):
     raise SystemExit(status)
 
 
-def to_json_value(value):
-    """The return value as JSON data (tuples become lists); unserialisable values stay unequal."""
+def json_value(value):
+    """The return value as JSON data; an unserialisable value becomes one that compares unequal."""
     try:
-        return json.loads(json.dumps(value))
+        return RawJson(to_json(value))
     except (TypeError, ValueError, RecursionError):
         return {"__unserializable__": repr(value)[:ERROR_CHARS]}
 
@@ -230,10 +280,10 @@ def grade(channel, command):
 
 
 def main():
-    config = json.loads(sys.argv[1])
+    config = marshal.loads(bytes.fromhex(sys.argv[1]))
+    if hasattr(sys, "set_int_max_str_digits"):
+        sys.set_int_max_str_digits(50000)  # as LiveCodeBench's evaluator sets it
     channel = Channel(config["cmd_fd"], config["reply_fd"])
-    for module in config.get("preload", ()):
-        __import__(module)
     install_quitters()
     channel.send({"ready": True})
     command = channel.receive()
