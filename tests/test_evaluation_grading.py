@@ -125,3 +125,29 @@ def test_missing_code_fails_without_running(lcb_problems):
     [result] = grade_all([GradingJob(lcb_problems["abc360_a"], None)], LIMITS, resolve_isolation(), progress=False)
     assert (result.passed, result.status) == (False, "no_code")
     assert result.verdicts == ("not_run",) * len(lcb_problems["abc360_a"].tests)
+
+
+def test_grader_failures_are_retried_once_then_recorded(lcb_problems, monkeypatch):
+    from ssd_jax.evaluation import engine
+    from ssd_jax.evaluation.session import SandboxCrashed
+
+    attempts = []
+    real_grade = engine.grade
+
+    def flaky_grade(problem, code, limits, isolation, session=None):
+        attempts.append(code)
+        if session is not None:
+            session.close()
+        if code.startswith("#always") or len(attempts) == 1:
+            raise SandboxCrashed("sandbox exited before its harness started")
+        return real_grade(problem, code, limits, isolation)
+
+    monkeypatch.setattr(engine, "grade", flaky_grade)
+    problem = lcb_problems["abc360_a"]
+    good = "a, b = map(int, input().split())\nprint(a + b)"
+    results = grade_all([GradingJob(problem, good)], LIMITS, resolve_isolation(), workers=1, progress=False)
+    assert results[0].passed and len(attempts) == 2
+    results = grade_all([GradingJob(problem, "#always\n" + good), GradingJob(problem, good)], LIMITS,
+                        resolve_isolation(), workers=2, progress=False)
+    assert (results[0].passed, results[0].status) == (False, "error")
+    assert "grader failed twice" in results[0].detail and results[1].passed

@@ -68,6 +68,8 @@ def test_well_behaved_program_runs(clean_machine):
     result = run("name = input()\nprint('hello', name)", "world\n")
     assert (result.status, result.returncode, result.stdout) == ("ok", 0, "hello world\n")
     assert result.sandboxed
+    big = run("import sys\nprint(len(sys.stdin.read()))", "x" * 3_000_000)  # far more than a pipe holds
+    assert (big.status, big.stdout) == ("ok", "3000000\n")
 
 
 def test_exception_is_an_error_with_its_traceback(clean_machine):
@@ -108,10 +110,11 @@ def test_allocating_50_gb_is_a_memory_failure(clean_machine):
 def test_writing_outside_its_temp_dir_fails_and_leaves_no_file(tmp_path, clean_machine):
     targets = [tmp_path / "pwned", "/usr/pwned", "/etc/pwned", "/work/pwned", "/root/pwned"]
     code = "written = []\nfor path in %r:\n    try:\n        open(path, 'w').write('x')\n        written.append(path)\n" \
-           "    except OSError:\n        pass\nopen('inside.txt', 'w').write('ok')\nprint(written)" % [str(t) for t in targets]
+           "    except OSError:\n        pass\nopen('/tmp/ssd-private-9d2c.txt', 'w').write('ok')\nprint(written)" % [str(t) for t in targets]
     result = run(code)
     assert result.status == "ok" and result.stdout.strip() == "[]"
     assert not any(os.path.exists(t) for t in targets)
+    assert not os.path.exists("/tmp/ssd-private-9d2c.txt")  # its /tmp was a private tmpfs
 
 
 def test_tcp_connection_to_a_local_server_never_arrives(listening_server, clean_machine):
