@@ -71,9 +71,9 @@ class Session:
         reply_read, reply_write = os.pipe()
         config = marshal.dumps({"cmd_fd": cmd_read, "reply_fd": reply_write}).hex()
         try:
+            python_args = ["-I", "-S", "-c", _BOOTSTRAP, compiled_harness(isolation), config]
             launch = self._stack.enter_context(
-                isolation.launch(["-I", "-S", "-c", _BOOTSTRAP, compiled_harness(isolation), config], limits.max_file_bytes,
-                                 (cmd_read, reply_write)))
+                isolation.launch(python_args, limits.max_file_bytes, (cmd_read, reply_write)))
             self.process = subprocess.Popen(
                 launch.argv,
                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
