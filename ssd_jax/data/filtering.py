@@ -1,0 +1,62 @@
+"""Which sampled completions SSD trains on (DESIGN §1, step 1: "only a minimal filter").
+
+Rules, selected by `config.data.filter`:
+  minimal           drop empty responses and single-line stubs (the paper's rule);
+  shortest_percent  `minimal`, then also drop the shortest P % of what is left, by characters
+                    (the released data script's variant);
+  none              keep everything (the paper's stress test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+FILTER_RULES = ("minimal", "shortest_percent", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterResult:
+    """The indices of the kept completions and, per reason, how many were dropped."""
+
+    kept: list[int]
+    dropped: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return len(self.kept) + sum(self.dropped.values())
+
+
+def stub_reason(completion: str) -> str | None:
+    """Why `minimal` drops a completion (`empty`, `single_line`), or None to keep it."""
+    lines = [line for line in completion.splitlines() if line.strip()]
+    if not lines:
+        return "empty"
+    if len(lines) == 1:
+        return "single_line"
+    return None
+
+
+def filter_completions(completions: Sequence[str], rule: str, shortest_percent: float = 10.0) -> FilterResult:
+    """Applies `rule` to the completions (in order); ties in length keep the earlier ones."""
+    if rule not in FILTER_RULES:
+        raise ValueError(f"config.data.filter={rule!r}: choose one of {FILTER_RULES}")
+    if rule == "none":
+        return FilterResult(list(range(len(completions))), {})
+    dropped = {"empty": 0, "single_line": 0}
+    kept = []
+    for index, completion in enumerate(completions):
+        reason = stub_reason(completion)
+        if reason is None:
+            kept.append(index)
+        else:
+            dropped[reason] += 1
+    if rule == "shortest_percent":
+        if not 0.0 <= shortest_percent < 100.0:
+            raise ValueError(f"config.data.shortest_percent={shortest_percent}: give a percentage in [0, 100)")
+        n_short = math.floor(len(kept) * shortest_percent / 100.0)
+        shortest = set(sorted(kept, key=lambda i: (len(completions[i]), i))[:n_short])
+        kept = [i for i in kept if i not in shortest]
+        dropped["shortest_percent"] = n_short
+    return FilterResult(kept, dropped)
