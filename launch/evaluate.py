@@ -1,11 +1,12 @@
-"""Evaluate models on a benchmark over a temperature grid, with sandboxed grading.
+"""Evaluate models on a benchmark over a temperature grid, with sandboxed grading (SSD stage 3).
 
-    python launch/evaluate.py --config=configs/<file>.py [--config.<field>=<value> ...]
+    python launch/evaluate.py --config=configs/<file>.py [--config.eval.<field>=<value> ...]
 
-The config fields read are listed in ssd_jax/evaluation/from_config.py. Outputs go to
-config.workdir: samples.jsonl, verdicts.jsonl, results.json, pass_at_1.png; the table is
-printed. Rerunning with the same workdir resumes; `--config.rescore=True` re-grades the saved
-samples without generating.
+Reads `workdir`, `model`, `seed`, `dtype`, `mesh` and `eval.*` (documented in configs/base.py
+and ssd_jax/evaluation/from_config.py). Writes `<workdir>/eval/`: samples.jsonl,
+verdicts.jsonl, results.json, pass_at_1.png, and prints the table. Rerunning resumes;
+`--config.eval.rescore=True` (where the config has that field) re-grades the saved samples
+without generating. Runs on one host; the sampler shards over its devices as `mesh` says.
 """
 
 from absl import app
@@ -13,7 +14,7 @@ from ml_collections import config_flags
 
 from ssd_jax.evaluation.from_config import evaluate_from_config
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "evaluation config file", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, "run config file", lock_config=True)
 
 
 def main(argv: list[str]) -> None:

@@ -40,6 +40,7 @@ class FakeModel:
 
     def __init__(self, fail_after_calls=None):
         self.requests, self.calls, self.fail_after_calls = 0, 0, fail_after_calls
+        self.truncation = {}  # model name → {(top_k, top_p)} it was asked for
 
     def __call__(self, model_ref, requests):
         if self.fail_after_calls is not None and self.calls >= self.fail_after_calls:
@@ -49,7 +50,8 @@ class FakeModel:
         name = Path(model_ref).name
         outputs = []
         for r in requests:
-            assert r.messages[-1]["role"] == "user" and (r.top_k, r.top_p) == (20, 0.8)
+            assert r.messages[-1]["role"] == "user"
+            self.truncation.setdefault(name, set()).add((r.top_k, r.top_p))
             if name == "base" and r.temperature == 1.0 and r.sample_index == 4:
                 outputs.append(Generated("I cannot solve this.", "eos", 5))
                 continue
@@ -64,7 +66,9 @@ def expected_pass_at_1(model, temperature):
 
 
 def test_grid_results_report_and_table(tmp_path, problems, capsys):
-    results = evaluate(tmp_path, MODELS, problems, SETTINGS, FakeModel(), {"name": "livecodebench"})
+    fake = FakeModel()
+    results = evaluate(tmp_path, MODELS, problems, SETTINGS, fake, {"name": "livecodebench"})
+    assert fake.truncation == {"base": {(20, 0.8)}, "ssd": {(20, 0.8)}}
     for model in ("base", "ssd"):
         for temperature in (0.5, 1.0):
             cell = results["models"][model]["temperatures"][f"{temperature:g}"]
@@ -118,22 +122,45 @@ def test_changing_sampling_settings_needs_a_new_workdir(tmp_path, problems):
         evaluate(tmp_path, MODELS[:1], problems, EvalSettings(**{**SETTINGS.__dict__, "top_p": 0.95}), FakeModel())
 
 
-def test_config_drives_the_same_evaluation(tmp_path):
-    import ml_collections
+def test_run_config_drives_the_evaluation(tmp_path):
+    import importlib.util
 
-    config = ml_collections.ConfigDict({
-        "workdir": str(tmp_path), "model": "", "models": ["ssd=/ckpt/ssd"], "seed": 0,
-        "benchmark": {"name": "livecodebench", "path": str(DATA / "livecodebench"), "release_version": "release_v2",
-                      "window": "v5", "limit": 0},
-        "temperatures": [0.5], "top_k": 20, "top_p": 0.8, "n_samples": 5, "workers": 2,
-        "grading": {"per_test_timeout_s": 5.0, "memory_mb": 1024},
-    })
-    results = evaluate_from_config(config, generate_fn=FakeModel())
+    spec = importlib.util.spec_from_file_location("base_config", Path(__file__).parent.parent / "configs" / "base.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    config.workdir = str(tmp_path)
+    config.model = "/ckpt/base"
+    (tmp_path / "train" / "final").mkdir(parents=True)
+    config.eval.models = ("extra=/ckpt/extra",)
+    config.eval.base_top_k, config.eval.base_top_p = 0, -1.0  # the base model samples without top-k
+    config.eval.benchmark.name, config.eval.benchmark.path = "livecodebench", str(DATA / "livecodebench")
+    config.eval.benchmark.release_version, config.eval.benchmark.window = "release_v2", "v5"
+    config.eval.temperatures, config.eval.n_samples, config.eval.workers = (0.5,), 5, 2
+    config.eval.grading.per_test_timeout_s = 5.0
+    fake = FakeModel()
+    results = evaluate_from_config(config, generate_fn=lambda ref, requests: fake(
+        {"/ckpt/base": "base"}.get(ref, "ssd"), requests))
+    assert sorted(results["models"]) == ["base", "extra", "ssd"]
+    assert fake.truncation == {"base": {(0, 0.8)}, "ssd": {(20, 0.8)}}
+    assert results["models"]["base"]["temperatures"]["0.5"]["top_k"] == 0
+    assert results["models"]["ssd"]["ref"] == str(tmp_path / "train" / "final")
     assert results["benchmark"]["filters"] == {"release_version": "release_v2", "window": "v5"}
     assert results["models"]["ssd"]["temperatures"]["0.5"]["per_problem_passes"] == {"3100": 3, "abc360_a": 5}
-    config.grading.unknown_limit = 1
-    with pytest.raises(ValueError, match="config.grading has unknown fields"):
-        evaluate_from_config(config, generate_fn=FakeModel())
+    assert results["models"]["base"]["temperatures"]["0.5"]["per_problem_passes"] == {"3100": 0, "abc360_a": 2}
+    assert results["system_message"].startswith("You are an expert Python programmer.")
+    assert (tmp_path / "eval" / "results.json").exists()
+
+
+def test_ssd_model_must_exist_before_it_is_evaluated(tmp_path):
+    from ssd_jax.evaluation.from_config import models_from_config
+
+    config = {"workdir": str(tmp_path), "model": "base-ref", "eval": {"include_base": True, "include_ssd": True}}
+    with pytest.raises(FileNotFoundError, match="train first"):
+        models_from_config(config)
+    config["eval"].update(include_ssd=False, base_top_k=-1, base_top_p=0.95, models=["base=other"])
+    with pytest.raises(ValueError, match="model names must differ"):
+        models_from_config(config)
 
 
 def test_model_specs_parse_names():

@@ -26,10 +26,17 @@ from ssd_jax.evaluation.store import JsonlStore
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """A model to evaluate: a display `name` and a checkpoint reference for load_model."""
+    """A model to evaluate: a display `name`, a checkpoint reference for load_model, and its
+    own top-k / top-p when they differ from the grid's (the paper's base models use their own)."""
 
     name: str
     ref: str
+    top_k: int | None = None
+    top_p: float | None = None
+
+    def truncation(self, settings: "EvalSettings") -> tuple[int, float]:
+        return (settings.top_k if self.top_k is None else self.top_k,
+                settings.top_p if self.top_p is None else self.top_p)
 
     @classmethod
     def parse(cls, text: str) -> "ModelSpec":
@@ -78,13 +85,16 @@ def generate_missing(store: JsonlStore, models: Sequence[ModelSpec], problems: S
                      settings: EvalSettings, generate_fn: GenerateFn) -> dict[tuple, dict]:
     """Every sample of the grid, drawing (and saving, chunk by chunk) only those not yet saved."""
     samples = {_record_key(r): r for r in store.read()}
-    for key, record in samples.items():
-        if (record["top_k"], record["top_p"]) != (settings.top_k, settings.top_p):
-            raise ValueError(f"{store.path} holds samples drawn with top_k={record['top_k']}, top_p={record['top_p']} "
-                             f"(config: {settings.top_k}, {settings.top_p}); use a new workdir")
+    truncation = {model.name: model.truncation(settings) for model in models}
+    for record in samples.values():
+        wanted = truncation.get(record["model"])
+        if wanted is not None and (record["top_k"], record["top_p"]) != wanted:
+            raise ValueError(f"{store.path} holds samples of {record['model']} drawn with top_k={record['top_k']}, "
+                             f"top_p={record['top_p']} (config: {wanted[0]}, {wanted[1]}); use a new workdir")
     messages = {p.id: tuple(benchmark_messages(p, settings.system_message)) for p in problems}
     for model in models:
-        missing = [GenerationRequest(problem.id, index, messages[problem.id], temperature, settings.top_k, settings.top_p)
+        top_k, top_p = truncation[model.name]
+        missing = [GenerationRequest(problem.id, index, messages[problem.id], temperature, top_k, top_p)
                    for m, temperature, problem, index in _grid([model], problems, settings)
                    if _key(m.name, temperature, problem.id, index) not in samples]
         for start in range(0, len(missing), settings.chunk_size):
@@ -138,8 +148,8 @@ def evaluate(workdir: str | Path, models: Sequence[ModelSpec], problems: Sequenc
 
     cells = {}
     for model, temperature, problem, index in _grid(models, problems, settings):
-        cell = cells.setdefault((model.name, temperature), Cell(model.name, model.ref, temperature,
-                                                                 settings.top_k, settings.top_p))
+        cell = cells.setdefault((model.name, temperature),
+                                Cell(model.name, model.ref, temperature, *model.truncation(settings)))
         verdict = verdicts[_key(model.name, temperature, problem.id, index)]
         cell.passes.setdefault(problem.id, []).append(verdict["passed"])
         cell.statuses[verdict["status"]] += 1

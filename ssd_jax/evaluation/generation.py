@@ -9,7 +9,7 @@ arrays in the sampler, so a temperature grid never recompiles).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,22 +36,26 @@ class Generated:
 GenerateFn = Callable[[str, Sequence[GenerationRequest]], Sequence[Generated]]
 
 
-def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtype: str = "float32") -> GenerateFn:
+def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtype: str = "float32",
+                        mesh_axes: Mapping[str, int] | None = None) -> GenerateFn:
     """A GenerateFn backed by `ssd_jax.sampling.sampler.Sampler` (imported on first use).
 
     The model's chat template renders the messages; the most recently used model stays
-    loaded, so calls for one model in a row reuse its compiled sampler.
+    loaded, so calls for one model in a row reuse its compiled sampler. `mesh_axes`
+    (data/fsdp/model sizes, as config.mesh) shards the model over this host's devices.
     """
     current: dict = {}
 
     def generate(model_ref: str, requests: Sequence[GenerationRequest]) -> list[Generated]:
         from ssd_jax.checkpoints.load import load_model
+        from ssd_jax.parallel.mesh import make_mesh
         from ssd_jax.sampling.sampler import SampleRequest, Sampler
 
         if current.get("ref") != model_ref:
             current.clear()
-            loaded = load_model(model_ref, dtype=dtype)
-            sampler = Sampler(loaded, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
+            mesh = make_mesh(**mesh_axes) if mesh_axes else None
+            loaded = load_model(model_ref, dtype=dtype, mesh=mesh)
+            sampler = Sampler(loaded, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, mesh=mesh,
                               stop_token_ids=tuple(loaded.eos_token_ids))
             current.update(ref=model_ref, loaded=loaded, sampler=sampler)
         loaded, sampler = current["loaded"], current["sampler"]
