@@ -158,12 +158,21 @@ def test_ssd_model_must_exist_before_it_is_evaluated(tmp_path):
     config = {"workdir": str(tmp_path), "model": "base-ref", "eval": {"include_base": True, "include_ssd": True}}
     with pytest.raises(FileNotFoundError, match="train first"):
         models_from_config(config)
-    config["eval"].update(include_ssd=False, base_top_k=-1, base_top_p=0.95, models=["base=other"])
+    config["eval"].update(include_ssd=False, models=["base=other"])
     with pytest.raises(ValueError, match="model names must differ"):
-        models_from_config(config)
+        evaluate_from_config({**config, "eval": {**config["eval"], "temperatures": (1.0,),
+                                                 "benchmark": {"name": "humaneval", "limit": 1}}})
 
 
 def test_model_specs_parse_names():
     assert ModelSpec.parse("ssd=/runs/a/checkpoints/250") == ModelSpec("ssd", "/runs/a/checkpoints/250")
     assert ModelSpec.parse("/runs/a/base/") == ModelSpec("base", "/runs/a/base/")
     assert ModelSpec.parse("smollm2-135m-instruct").name == "smollm2-135m-instruct"
+
+
+def test_models_given_as_strings_get_the_base_truncation():
+    from ssd_jax.evaluation.from_config import _checked
+
+    models = _checked(["base=/ckpt/base", "ssd=/run/train/final"], {"base_top_k": 0, "base_top_p": -1.0})
+    assert models == [ModelSpec("base", "/ckpt/base", 0, None), ModelSpec("ssd", "/run/train/final")]
+    assert models[0].truncation(SETTINGS) == (0, 0.8) and models[1].truncation(SETTINGS) == (20, 0.8)

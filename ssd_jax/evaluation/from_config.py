@@ -2,8 +2,8 @@
 
 Fields read — top level: `workdir` (outputs go to `<workdir>/eval/`), `model` (the base
 model), `seed`, `dtype`, `mesh`. From `eval`:
-  include_base                the base model, named "base", with base_top_k/base_top_p
-                              (-1 = same as top_k/top_p)
+  include_base                the base model, named "base"; the model named "base" samples with
+                              base_top_k/base_top_p (-1 = same as top_k/top_p)
   include_ssd                 this run's SSD model, named "ssd": `<workdir>/train/final`
   models                      extra `ref` or `name=ref` strings
   benchmark.name              humaneval | livecodebench
@@ -20,6 +20,7 @@ model), `seed`, `dtype`, `mesh`. From `eval`:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 
@@ -29,6 +30,7 @@ from ssd_jax.evaluation.generation import GenerateFn, sampler_generate_fn
 from ssd_jax.evaluation.grading import GradingLimits
 from ssd_jax.evaluation.prompts import SYSTEM_MESSAGE_GENERIC
 
+BASE_NAME, SSD_NAME = "base", "ssd"
 _LCB_FILTERS = ("release_version", "window", "start_date", "end_date", "difficulties", "platforms")
 
 
@@ -70,27 +72,34 @@ def models_from_config(config: Mapping) -> list[ModelSpec]:
     if _get(section, "include_base", True):
         if not config.get("model"):
             raise ValueError("config.model is empty but eval.include_base is set: name the base model")
-        top_k, top_p = int(_get(section, "base_top_k", -1)), float(_get(section, "base_top_p", -1.0))
-        models.append(ModelSpec("base", config["model"], top_k if top_k >= 0 else None, top_p if top_p >= 0 else None))
+        models.append(ModelSpec(BASE_NAME, config["model"]))
     if _get(section, "include_ssd", True):
         final = os.path.join(config["workdir"], "train", "final")
         if not os.path.isdir(final):
             raise FileNotFoundError(f"eval.include_ssd is set but {final} does not exist: train first "
                                     f"(launch/train.py) or set --config.eval.include_ssd=False")
-        models.append(ModelSpec("ssd", final))
-    models += [ModelSpec.parse(str(ref)) for ref in _get(section, "models", ())]
+        models.append(ModelSpec(SSD_NAME, final))
+    return models + [ModelSpec.parse(str(ref)) for ref in _get(section, "models", ())]
+
+
+def _checked(models: list[ModelSpec | str], section: Mapping) -> list[ModelSpec]:
+    """ModelSpecs with distinct names; the one named `base` samples with base_top_k/base_top_p."""
+    models = [m if isinstance(m, ModelSpec) else ModelSpec.parse(str(m)) for m in models]
     if not models:
         raise ValueError("nothing to evaluate: set eval.include_base, eval.include_ssd or eval.models")
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise ValueError(f"model names must differ, got {names}; name extras as name=ref")
-    return models
+    top_k, top_p = int(_get(section, "base_top_k", -1)), float(_get(section, "base_top_p", -1.0))
+    return [dataclasses.replace(m, top_k=top_k if top_k >= 0 else m.top_k, top_p=top_p if top_p >= 0 else m.top_p)
+            if m.name == BASE_NAME else m for m in models]
 
 
-def evaluate_from_config(config: Mapping, models: list[ModelSpec] | None = None,
+def evaluate_from_config(config: Mapping, models: list[ModelSpec | str] | None = None, workdir: str | None = None,
                          generate_fn: GenerateFn | None = None) -> dict:
-    """Loads the benchmark, builds the grid (models from the config unless given) and runs it
-    into `<workdir>/eval/`; returns the results dict."""
+    """Loads the benchmark, builds the grid and runs it into `workdir` (default
+    `<workdir>/eval/`); returns the results dict. `models` (ModelSpecs or `name=ref` strings)
+    replaces the config's base/ssd/extras."""
     if not config.get("workdir"):
         raise ValueError("config.workdir is empty: say where the run's outputs go")
     section = config["eval"]
@@ -102,9 +111,9 @@ def evaluate_from_config(config: Mapping, models: list[ModelSpec] | None = None,
     filters = {k: v for k, v in benchmark.items() if k in _LCB_FILTERS and v not in (None, "", ())}
     problems = load_benchmark(name, path, limit=limit or None, **filters)
     settings = settings_from_config(config)
-    models = models if models is not None else models_from_config(config)
+    models = _checked(models if models is not None else models_from_config(config), section)
     generate_fn = generate_fn or sampler_generate_fn(
         max_new_tokens=int(_get(section, "max_new_tokens", 1024)), batch_size=int(_get(section, "batch_size", 32)),
         seed=settings.seed, dtype=str(_get(config, "dtype", "float32")), mesh_axes=dict(_get(config, "mesh", {})))
     info = {"name": name, "path": path, "filters": filters, "limit": limit}
-    return evaluate(eval_workdir(config), models, problems, settings, generate_fn, info)
+    return evaluate(workdir or eval_workdir(config), models, problems, settings, generate_fn, info)
