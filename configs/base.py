@@ -43,11 +43,14 @@ def get_config() -> ConfigDict:
 
     # Turning samples into training rows (stage 2 input pipeline).
     c.data = ConfigDict()
+    c.data.samples_dir = ""  # Sample shards to train on ("" = <workdir>/samples, where sampling writes).
     c.data.filter = "minimal"  # minimal (paper) | shortest_percent | none (the stress test).
     c.data.shortest_percent = 10.0  # With filter=shortest_percent: also drop the shortest P %.
     c.data.max_length = 4096  # Tokens per packed row.
     c.data.overlong = "drop"  # Examples longer than max_length: drop | truncate.
     c.data.pack = True  # Pack several examples per row (segment ids, per-segment positions).
+    c.data.epochs = 0  # Passes over the data, reshuffled each (0 = repeat until train.steps).
+    c.data.read_threads = 4  # Grain threads that render and tokenize examples ahead of the step.
 
     # Fine-tuning (stage 2): AdamW, warmup + cosine, the paper's recipe by default.
     c.train = ConfigDict()
@@ -64,7 +67,8 @@ def get_config() -> ConfigDict:
     c.train.remat = False  # Rematerialise transformer blocks (long sequences).
     c.train.checkpoint_every = 250
     c.train.keep_checkpoints = 3
-    c.train.log_every = 1
+    c.train.async_checkpointing = True  # Write checkpoints in the background while training goes on.
+    c.train.log_every = 50  # Also log a metrics line every N steps (metrics.jsonl gets every step).
 
     # Evaluation (stage 3): pass@k over a temperature grid, graded in a sandbox.
     c.eval = ConfigDict()

@@ -1,0 +1,174 @@
+"""The fine-tuning loop: load the model, prepare the data, resume if a checkpoint exists, train,
+checkpoint, and save the final model (`<workdir>/train/final`, an ssd-jax model directory).
+
+Restarting with the same config continues from the latest checkpoint with the same data
+order; a finished run is left as it is. SIGTERM stops after the current step with a
+checkpoint. A work directory holding another run's checkpoints is refused untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+from flax import nnx
+from jax.experimental import multihost_utils
+
+from ssd_jax.checkpoints.load import LoadedModel, load_model
+from ssd_jax.checkpoints.orbax import save_model
+from ssd_jax.data.examples import ExampleTokenizer
+from ssd_jax.data.pipeline import prepare_data, training_batches
+from ssd_jax.parallel import make_mesh
+from ssd_jax.training import state
+from ssd_jax.training.checkpointing import TrainCheckpoints
+from ssd_jax.training.metrics import MetricsLog
+from ssd_jax.training.optimizer import (
+    learning_rate_schedule,
+    make_optimizer,
+    weight_decay_mask,
+)
+from ssd_jax.training.preemption import PreemptionWatch
+from ssd_jax.training.settings import TrainSettings
+from ssd_jax.training.step import make_train_step
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """How the run ended: `finished` (final model written), `preempted` (checkpoint written,
+    restart to continue) or `already_finished` (nothing to do); the step reached."""
+
+    status: str
+    step: int
+    final_model: str | None
+    metrics_path: str
+
+
+def train_from_config(config: Mapping[str, Any]) -> TrainResult:
+    """Runs (or resumes) the training described by an ml_collections config."""
+    return train(TrainSettings.from_config(config))
+
+
+def train(settings: TrainSettings) -> TrainResult:
+    paths = settings.paths
+    mesh = make_mesh(**settings.mesh)
+    batch_devices = mesh.shape["data"] * mesh.shape["fsdp"]
+    if settings.micro_batch % batch_devices:
+        raise ValueError(
+            f"config.train.micro_batch={settings.micro_batch} rows must split evenly over the mesh's "
+            f"data × fsdp = {batch_devices} devices"
+        )
+    loaded = load_model(
+        settings.model, dtype=settings.dtype, param_dtype=settings.param_dtype, mesh=mesh, remat=settings.remat
+    )
+    examples = ExampleTokenizer(loaded.tokenizer, loaded.chat_template)
+    prepared = prepare_data(settings.data, examples)
+    fingerprint = {
+        **settings.fingerprint(),
+        "architecture": loaded.config.to_hf(),
+        "sample_records": prepared.counts["records"],
+    }
+    checkpoints = TrainCheckpoints(
+        paths.checkpoints, fingerprint, keep=settings.keep_checkpoints, async_save=settings.async_checkpointing
+    )
+    try:
+        checkpoints.check_same_run()
+        if os.path.isdir(paths.final):
+            logger.info("training already finished: the final model is %s", paths.final)
+            return TrainResult("already_finished", checkpoints.latest_step or 0, paths.final, paths.metrics)
+        return _run(settings, loaded, examples, prepared, checkpoints)
+    finally:
+        checkpoints.close()
+
+
+def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, checkpoints: TrainCheckpoints) -> TrainResult:
+    mesh, paths = loaded.mesh, settings.paths
+    graphdef, params = state.split_params(loaded.model)
+    optimizer = make_optimizer(settings.optimizer, weight_decay_mask(loaded.model))
+    param_shardings = state.param_shardings(loaded.model, mesh)
+    opt_shardings = state.opt_state_shardings(optimizer, params, param_shardings, mesh)
+    rows = settings.global_batch // jax.process_count()
+    data_iterator = iter(training_batches(
+        prepared, settings.data, examples, seed=settings.seed, rows=rows, accumulation=settings.accumulation,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+    ))
+    step = checkpoints.latest_step or 0
+    if step:
+        logger.info("resuming from the checkpoint of step %d in %s", step, checkpoints.directory)
+        params, opt_state = checkpoints.restore(
+            step,
+            _abstract(params, param_shardings),
+            _abstract(jax.eval_shape(optimizer.init, params), opt_shardings),
+            data_iterator,
+        )
+    else:
+        opt_state = state.init_opt_state(optimizer, params, opt_shardings)
+    shape = (settings.accumulation, settings.micro_batch, settings.data.max_length)
+    batch_shardings = state.batch_shardings(
+        {name: shape for name in ("inputs", "targets", "weights", "segment_ids", "positions")}, mesh
+    )
+    train_step = make_train_step(graphdef, optimizer, param_shardings, opt_shardings, batch_shardings)
+    schedule = learning_rate_schedule(settings.optimizer)
+    total_steps = settings.optimizer.steps
+    log = MetricsLog(paths.metrics, step, total_steps=total_steps, enabled=jax.process_index() == 0)
+    status, saved_step = "finished", step
+    try:
+        with PreemptionWatch() as preemption:
+            last_time = time.perf_counter()
+            while step < total_steps:
+                if preemption.should_stop(step):
+                    status = "preempted"
+                    break
+                try:
+                    batch = next(data_iterator)
+                except StopIteration:
+                    logger.warning("the data ran out (config.data.epochs) at step %d of %d", step, total_steps)
+                    break
+                params, opt_state, metrics = train_step(params, opt_state, state.put_batch(batch, batch_shardings))
+                metrics = {name: float(value) for name, value in jax.device_get(metrics).items()}
+                now = time.perf_counter()
+                metrics.update(
+                    step=step + 1, learning_rate=float(schedule(step)), step_time_s=now - last_time,
+                    tokens_per_s=metrics["tokens"] / (now - last_time),
+                )
+                last_time, step = now, step + 1
+                log.write(metrics)
+                if step % settings.log_every == 0:
+                    logger.info("step %d: %s", step, metrics)
+                if step % settings.checkpoint_every == 0 or step == total_steps:
+                    checkpoints.save(step, params, opt_state, data_iterator)
+                    saved_step = step
+        if saved_step != step:
+            checkpoints.save(step, params, opt_state, data_iterator)
+        checkpoints.wait()
+    finally:
+        log.close()
+    if status == "preempted":
+        logger.warning("stopped by SIGTERM after step %d; the checkpoint is saved, rerun to resume", step)
+        return TrainResult(status, step, None, paths.metrics)
+    _save_final(nnx.merge(graphdef, params), loaded, paths.final)
+    return TrainResult(status, step, paths.final, paths.metrics)
+
+
+def _abstract(tree: Any, shardings: Any) -> Any:
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
+
+
+def _save_final(model: nnx.Module, loaded: LoadedModel, final_dir: str) -> None:
+    """Writes the model next to `final_dir`, then renames it into place: `final/` is always whole."""
+    partial = final_dir + ".partial"
+    if jax.process_index() == 0 and os.path.isdir(partial):
+        shutil.rmtree(partial)  # what an interrupted earlier attempt left
+    save_model(model, partial, tokenizer=loaded.tokenizer, chat_template=loaded.chat_template)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("ssd_jax final model written")
+    if jax.process_index() == 0:
+        os.replace(partial, final_dir)
+    logger.info("final model saved to %s", final_dir)
