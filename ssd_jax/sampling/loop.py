@@ -1,0 +1,118 @@
+"""Prefill and the decode loop: pure functions of a model, traced once per batch shape.
+
+Layout of one batch (`B` rows, prompt bucket `P`, `N = max_new_tokens`):
+
+* Prompts are left-padded to `P` tokens, so every row writes the same cache slot at every
+  step. Row `r` with `L_r` prompt tokens has `P - L_r` padding slots, masked out of every
+  attention by `key_mask`, and its own positions `0 .. L_r - 1` (RoPE never sees the padding).
+* `prefill` runs the first `P - 1` prompt tokens into a fresh cache of `P - 1 + N` slots;
+  their logits are never used, so XLA drops the vocabulary projection for them.
+* `decode` feeds the last prompt token, then each drawn token, one slot at a time inside one
+  `lax.while_loop`, until every row is done or `N` tokens were drawn. A row is done after an
+  end-of-sequence or stop token, or when it reaches its own token budget (its context
+  limit); after that it emits `PAD_ID` and its results no longer change.
+
+Sampling parameters and stop ids are traced arrays, so new values never recompile.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ssd_jax.models.kv_cache import KVCache, init_cache
+from ssd_jax.models.transformer import Transformer
+from ssd_jax.sampling.choose import choose_tokens
+from ssd_jax.sampling.keys import sample_keys, token_uniforms
+
+PAD_ID = -1  # What a row emits after it is done.
+FINISH_LENGTH, FINISH_EOS, FINISH_STOP = 0, 1, 2  # Per-row finish codes.
+
+
+class DecodeInputs(NamedTuple):
+    """Per-row (`[B]`) inputs of `decode`, besides the cache and the key mask."""
+
+    last_token: jax.Array  # int32: the last prompt token (at slot P - 1)
+    last_position: jax.Array  # int32: its position, L_r - 1
+    budget: jax.Array  # int32: most tokens this row may draw (0 = an idle padding row)
+    temperature: jax.Array  # float32
+    top_k: jax.Array  # int32, 0 = off
+    top_p: jax.Array  # float32, 1.0 = off
+    id_words: jax.Array  # uint32 [B, 2]: hash of the prompt id (keys.prompt_id_words)
+    sample_index: jax.Array  # int32
+
+
+class DecodeOutputs(NamedTuple):
+    tokens: jax.Array  # int32 [B, N]; PAD_ID after a row's last token
+    model_logprobs: jax.Array  # float32 [B, N]: under the model (T = 1, untruncated)
+    sampling_logprobs: jax.Array  # float32 [B, N]: under the filtered sampling distribution
+    num_tokens: jax.Array  # int32 [B]: tokens drawn, including a final eos / stop token
+    finish: jax.Array  # int32 [B]: FINISH_LENGTH | FINISH_EOS | FINISH_STOP
+
+
+def prefill(model: Transformer, tokens: jax.Array, positions: jax.Array, key_mask: jax.Array) -> KVCache:
+    """Writes `tokens [B, P - 1]` into a new cache with as many slots as `key_mask [B, S]`."""
+    batch, slots = key_mask.shape
+    cache = init_cache(model.config, batch, slots)
+    _, cache = model.forward_cached(tokens, positions, cache, jnp.int32(0), key_mask)
+    return cache
+
+
+def decode(
+    model: Transformer,
+    cache: KVCache,
+    key_mask: jax.Array,
+    inputs: DecodeInputs,
+    seed: jax.Array,
+    eos_ids: jax.Array,
+    stop_ids: jax.Array,
+    max_new_tokens: int,
+) -> tuple[DecodeOutputs, KVCache]:
+    """Draws up to `max_new_tokens` tokens per row after a `prefill` (see the module docstring).
+
+    `eos_ids` and `stop_ids` are int32 `[E]` / `[F]` (pad them with -1): either ends a row,
+    with finish code FINISH_EOS or FINISH_STOP (eos wins if a token is in both). Returns the
+    final cache too, so that a donated input cache is updated in place rather than copied.
+    """
+    batch = key_mask.shape[0]
+    first_slot = key_mask.shape[1] - max_new_tokens
+    keys = sample_keys(seed, inputs.id_words, inputs.sample_index)
+    outputs = DecodeOutputs(
+        tokens=jnp.full((batch, max_new_tokens), PAD_ID, jnp.int32),
+        model_logprobs=jnp.zeros((batch, max_new_tokens), jnp.float32),
+        sampling_logprobs=jnp.zeros((batch, max_new_tokens), jnp.float32),
+        num_tokens=jnp.zeros((batch,), jnp.int32),
+        finish=jnp.full((batch,), FINISH_LENGTH, jnp.int32),
+    )
+
+    def running(carry):
+        step, _, _, done, _ = carry
+        return (step < max_new_tokens) & ~jnp.all(done)
+
+    def draw_one(carry):
+        step, token, cache, done, out = carry
+        position = inputs.last_position + step
+        logits, cache = model.forward_cached(token[:, None], position[:, None], cache, first_slot + step, key_mask)
+        choice = choose_tokens(
+            logits[:, 0], token_uniforms(keys, step), inputs.temperature, inputs.top_k, inputs.top_p
+        )
+        is_eos = jnp.isin(choice.tokens, eos_ids)
+        is_stop = jnp.isin(choice.tokens, stop_ids)
+        live = ~done
+        out = DecodeOutputs(
+            tokens=out.tokens.at[:, step].set(jnp.where(live, choice.tokens, PAD_ID)),
+            model_logprobs=out.model_logprobs.at[:, step].set(jnp.where(live, choice.model_logprobs, 0.0)),
+            sampling_logprobs=out.sampling_logprobs.at[:, step].set(jnp.where(live, choice.sampling_logprobs, 0.0)),
+            num_tokens=out.num_tokens + live.astype(jnp.int32),
+            finish=jnp.where(
+                live & is_eos, FINISH_EOS, jnp.where(live & is_stop, FINISH_STOP, out.finish)
+            ),
+        )
+        done = done | is_eos | is_stop | (step + 1 >= inputs.budget)
+        return step + 1, jnp.where(done, 0, choice.tokens), cache, done, out
+
+    start = (jnp.int32(0), inputs.last_token, cache, inputs.budget <= 0, outputs)
+    _, _, cache, _, outputs = jax.lax.while_loop(running, draw_one, start)
+    return outputs, cache
