@@ -38,8 +38,12 @@ def get_config() -> ConfigDict:
     c.sampling.top_p = 0.8  # 1.0 = off.
     c.sampling.n_samples = 1  # Samples per prompt (paper: 1).
     c.sampling.max_new_tokens = 1024
-    c.sampling.batch_size = 32  # Rows decoded at once (global, split over the data axes).
-    c.sampling.stop_strings = ()  # Extra stop strings, beside the model's end-of-turn tokens.
+    c.sampling.batch_size = 32  # Rows decoded at once by each process (split over its devices' data axis).
+    c.sampling.stop_strings = ()  # Extra stop strings, beside the model's end-of-turn tokens (matched after decoding).
+    c.sampling.stop_token_ids = ()  # Extra token ids that end a sample, beside the model's eos / end-of-turn ids.
+    # Each process samples on its own devices: `model_parallel` per model replica (tensor parallel), the rest
+    # of its devices split the batch. Independent of `mesh` above, which is the training mesh.
+    c.sampling.model_parallel = 1
 
     # Turning samples into training rows (stage 2 input pipeline).
     c.data = ConfigDict()
