@@ -12,7 +12,9 @@ def get_config():
     c.sampling.max_new_tokens = 24
     c.sampling.batch_size = 8
     c.sampling.n_samples = 2
-    c.data.max_length = 256
+    c.data.filter = "none"  # A random model's samples are noise: keep them all.
+    c.data.max_length = 512
+    c.data.overlong = "truncate"
     c.train.steps = 6
     c.train.global_batch = 4
     c.train.warmup_steps = 2
@@ -23,4 +25,5 @@ def get_config():
     c.eval.benchmark.limit = 4
     c.eval.temperatures = (0.5, 1.0)
     c.eval.max_new_tokens = 24
+    c.eval.batch_size = 8  # = the requests per temperature: no padded rows (byte-level prompts are long).
     return c

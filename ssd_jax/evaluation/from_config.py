@@ -109,6 +109,8 @@ def evaluate_from_config(config: Mapping, models: list[ModelSpec | str] | None =
         raise ValueError("config.eval.benchmark.name is empty: humaneval or livecodebench")
     path, limit = benchmark.pop("path", None) or None, int(benchmark.pop("limit", 0) or 0)
     filters = {k: v for k, v in benchmark.items() if k in _LCB_FILTERS and v not in (None, "", ())}
+    if name != "livecodebench":  # the base config's LiveCodeBench defaults mean nothing elsewhere
+        filters = {}
     problems = load_benchmark(name, path, limit=limit or None, **filters)
     settings = settings_from_config(config)
     models = _checked(models if models is not None else models_from_config(config), section)
