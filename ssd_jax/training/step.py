@@ -40,6 +40,8 @@ def loss_and_grads(graphdef: nnx.GraphDef, params: Params, batch: Batch, grad_sh
     accumulated over the leading axis one micro-batch at a time."""
     total_weight = jnp.maximum(jnp.sum(batch["weights"]), 1.0)
     grad_fn = jax.value_and_grad(micro_batch_loss, argnums=1)
+    if batch["inputs"].shape[0] == 1:  # no accumulation: skip the zero-filled gradient buffers
+        return grad_fn(graphdef, params, jax.tree.map(lambda x: x[0], batch), total_weight)
 
     def accumulate(grad_sum, micro):
         loss, grads = grad_fn(graphdef, params, micro, total_weight)

@@ -1,0 +1,250 @@
+"""Training tokens/s: ssd-jax's train step vs a plain PyTorch step of transformers' Llama.
+
+Both train SmolLM2-135M-Instruct from the same weights (our model exported with `export_hf`,
+then loaded by `AutoModelForCausalLM.from_pretrained`), in float32 on the CPU, on the same
+batch × length of token ids, with the same optimizer step: global-norm clipping to 1.0, then
+AdamW (β 0.9/0.95, weight decay 0.1 on all but norm scales). ssd-jax runs the trainer's own
+jitted step (`ssd_jax.training.step.make_train_step`); PyTorch runs forward, cross-entropy,
+backward, `clip_grad_norm_`, `AdamW.step` (the same next-token mean cross-entropy as ours).
+
+Each side runs in its own worker process, so neither framework's idle thread pool competes
+with the other's work; this script drives them in alternating steps after a warm-up step and
+reports each side's median. MFU divides the model FLOPs of a step by the step time and by the
+machine's float32 matmul peak, measured in the same run before and after the steps (the best
+of XLA and PyTorch on a 2048³ matmul). `--single-thread` pins both to one thread: on a shared
+machine, multi-threaded timings swing with other tenants' load (PyTorch's OpenMP barriers
+suffer most), single-threaded ones much less.
+
+    python benchmarks/train.py [--batch 2] [--length 256] [--rounds 5] [--single-thread]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+LEARNING_RATE = 1e-5
+_RESULT = "RESULT "
+
+
+def step_flops(config, batch: int, length: int) -> float:
+    """Forward + backward FLOPs of one step: 6 per matmul weight per token (blocks and LM head),
+    plus attention scores and values, 12·layers·heads·head_dim·length per token (the full L×L
+    product, as both implementations compute it)."""
+    d, h, kv, hd = config.hidden_size, config.num_heads, config.num_kv_heads, config.head_dim
+    per_layer = d * h * hd + 2 * d * kv * hd + h * hd * d + 3 * d * config.intermediate_size
+    matmul_weights = config.num_layers * per_layer + d * config.vocab_size
+    attention = 12 * config.num_layers * h * hd * length
+    return batch * length * (6 * matmul_weights + attention)
+
+
+def _tokens(vocab_size: int, batch: int, length: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, vocab_size, (batch, length + 1)).astype(np.int32)
+
+
+class JaxTrainer:
+    """ssd-jax's jitted training step on one device."""
+
+    def __init__(self, loaded, tokens: np.ndarray):
+        import jax
+
+        from ssd_jax.training import state
+        from ssd_jax.training.optimizer import (
+            OptimizerSettings,
+            make_optimizer,
+            weight_decay_mask,
+        )
+        from ssd_jax.training.step import make_train_step
+
+        self._jax, mesh = jax, loaded.mesh
+        self.params = state.split_params(loaded.model)[1]
+        graphdef = state.split_params(loaded.model)[0]
+        settings = OptimizerSettings(steps=1000, peak_learning_rate=LEARNING_RATE,
+                                     final_learning_rate=LEARNING_RATE, warmup_steps=0)
+        optimizer = make_optimizer(settings, weight_decay_mask(loaded.model))
+        param_shardings = state.param_shardings(loaded.model, mesh)
+        opt_shardings = state.opt_state_shardings(optimizer, self.params, param_shardings, mesh)
+        self.opt_state = state.init_opt_state(optimizer, self.params, opt_shardings)
+        batch, length = tokens.shape[0], tokens.shape[1] - 1
+        host = {
+            "inputs": tokens[None, :, :-1], "targets": tokens[None, :, 1:],
+            "weights": np.ones((1, batch, length), np.float32),
+            "segment_ids": np.ones((1, batch, length), np.int32),
+            "positions": np.broadcast_to(np.arange(length, dtype=np.int32), (1, batch, length)).copy(),
+        }
+        shardings = state.batch_shardings({k: v.shape for k, v in host.items()}, mesh)
+        self.batch = state.put_batch(host, shardings)
+        self._step = make_train_step(graphdef, optimizer, param_shardings, opt_shardings, shardings)
+
+    def step(self) -> float:
+        self.params, self.opt_state, metrics = self._step(self.params, self.opt_state, self.batch)
+        return float(metrics["loss"])
+
+    def matmul_seconds(self, a: np.ndarray) -> float:
+        x = self._jax.numpy.asarray(a)
+        dot = self._jax.jit(lambda x: x @ x)
+        dot(x).block_until_ready()
+        return _best_of(lambda: dot(x).block_until_ready())
+
+
+class TorchTrainer:
+    """A plain PyTorch training step of transformers' implementation of the same model."""
+
+    def __init__(self, hf_dir: str, tokens: np.ndarray):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        torch.set_flush_denormal(True)  # XLA's CPU runtime flushes denormals too
+        self._torch = torch
+        self.model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
+        self.model.train()
+        named = list(self.model.named_parameters())
+        self.optimizer = torch.optim.AdamW(
+            [{"params": [p for n, p in named if "norm" not in n], "weight_decay": 0.1},
+             {"params": [p for n, p in named if "norm" in n], "weight_decay": 0.0}],
+            lr=LEARNING_RATE, betas=(0.9, 0.95),
+        )
+        tokens = torch.from_numpy(tokens.astype(np.int64))
+        self.inputs, self.targets = tokens[:, :-1], tokens[:, 1:]
+
+    def step(self) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(input_ids=self.inputs).logits
+        loss = self._torch.nn.functional.cross_entropy(logits.flatten(0, 1), self.targets.flatten())
+        loss.backward()
+        self._torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        return loss.item()
+
+    def matmul_seconds(self, a: np.ndarray) -> float:
+        t = self._torch.from_numpy(a)
+        self._torch.mm(t, t)
+        return _best_of(lambda: self._torch.mm(t, t))
+
+
+def _best_of(run, repeats: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _reply(**fields) -> None:
+    print(_RESULT + json.dumps(fields), flush=True)
+
+
+def worker(side: str, model: str, hf_dir: str, batch: int, length: int) -> None:
+    """Builds one side's trainer, then serves `step` / `peak` / `quit` commands from stdin."""
+    if side == "ssd-jax":
+        import ssd_jax
+
+        loaded = ssd_jax.load_model(model)
+        loaded.export_hf(hf_dir)
+        trainer = JaxTrainer(loaded, _tokens(loaded.config.vocab_size, batch, length))
+        _reply(flops=step_flops(loaded.config, batch, length))
+    else:
+        import torch
+
+        with open(f"{hf_dir}/config.json") as f:
+            vocab_size = json.load(f)["vocab_size"]
+        trainer = TorchTrainer(hf_dir, _tokens(vocab_size, batch, length))
+        _reply(threads=torch.get_num_threads())
+    for command in sys.stdin:
+        if command.strip() == "step":
+            start = time.perf_counter()
+            loss = trainer.step()
+            _reply(seconds=time.perf_counter() - start, loss=loss)
+        elif command.strip() == "peak":
+            n = 2048
+            seconds = trainer.matmul_seconds(np.random.default_rng(0).standard_normal((n, n), np.float32))
+            _reply(flops_per_s=2 * n**3 / seconds)
+        else:
+            return
+
+
+class Worker:
+    def __init__(self, side: str, args: argparse.Namespace, hf_dir: str):
+        command = [sys.executable, __file__, "--worker", side, "--model", args.model, "--hf-dir", hf_dir,
+                   "--batch", str(args.batch), "--length", str(args.length)]
+        env = dict(os.environ)
+        if args.single_thread:
+            env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                       XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True, env=env)
+        self.ready = self.result()
+
+    def result(self) -> dict:
+        for line in self.process.stdout:
+            if line.startswith(_RESULT):
+                return json.loads(line[len(_RESULT):])
+        raise RuntimeError(f"the {self.process.args[3]} worker exited with status {self.process.wait()}")
+
+    def ask(self, command: str) -> dict:
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self.result()
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--length", type=int, default=256, help="tokens per row trained on")
+    parser.add_argument("--rounds", type=int, default=5, help="timed steps per side, alternating")
+    parser.add_argument("--single-thread", action="store_true", help="one thread per framework")
+    parser.add_argument("--worker", choices=("ssd-jax", "pytorch"), help=argparse.SUPPRESS)
+    parser.add_argument("--hf-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.model, args.hf_dir, args.batch, args.length)
+        return
+
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as hf_dir:
+        ours = Worker("ssd-jax", args, hf_dir)
+        theirs = Worker("pytorch", args, hf_dir)
+        peaks = {"XLA": ours.ask("peak")["flops_per_s"], "PyTorch": theirs.ask("peak")["flops_per_s"]}
+        warm_up = {"ssd-jax": ours.ask("step"), "pytorch": theirs.ask("step")}
+        times = {"ssd-jax": [], "pytorch": []}
+        for _ in range(args.rounds):
+            times["ssd-jax"].append(ours.ask("step")["seconds"])
+            times["pytorch"].append(theirs.ask("step")["seconds"])
+        peaks["XLA"] = max(peaks["XLA"], ours.ask("peak")["flops_per_s"])
+        peaks["PyTorch"] = max(peaks["PyTorch"], theirs.ask("peak")["flops_per_s"])
+        ours.close()
+        theirs.close()
+
+    peak, flops, tokens_per_step = max(peaks.values()), ours.ready["flops"], args.batch * args.length
+    threads = "1 thread each" if args.single_thread else f"{os.cpu_count()} cores, {theirs.ready['threads']} torch threads"
+    print(f"\nSmolLM2-135M training step, float32, CPU ({threads}; load average {load_before:.1f} → "
+          f"{os.getloadavg()[0]:.1f}); batch {args.batch} × {args.length} tokens; median of {args.rounds} alternating "
+          f"steps after one warm-up (ssd-jax's includes compiling: {warm_up['ssd-jax']['seconds']:.1f} s)")
+    print(f"first-step loss: ssd-jax {warm_up['ssd-jax']['loss']:.5f}, pytorch {warm_up['pytorch']['loss']:.5f}")
+    print("float32 matmul peak (2048³): " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peaks.items())
+          + f"; MFU uses {peak / 1e9:.1f}")
+    print(f"model FLOPs per step: {flops / 1e9:.1f} GFLOP\n")
+    print("| implementation | step time (s) | tokens/s | MFU |")
+    print("|---|---|---|---|")
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name, seconds in medians.items():
+        print(f"| {name} | {seconds:.3f} | {tokens_per_step / seconds:.1f} | {flops / seconds / peak:.1%} |")
+    print(f"\nssd-jax / pytorch tokens/s: {medians['pytorch'] / medians['ssd-jax']:.2f}×")
+
+
+if __name__ == "__main__":
+    main()
