@@ -132,12 +132,14 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
                     logger.warning("the data ran out (config.data.epochs) at step %d of %d", step, total_steps)
                     break
                 params, opt_state, metrics = train_step(params, opt_state, state.put_batch(batch, batch_shardings))
-                metrics = {name: float(value) for name, value in jax.device_get(metrics).items()}
+                values = {name: float(value) for name, value in jax.device_get(metrics).items()}
                 now = time.perf_counter()
-                metrics.update(
-                    step=step + 1, learning_rate=float(schedule(step)), step_time_s=now - last_time,
-                    tokens_per_s=metrics["tokens"] / (now - last_time),
-                )
+                metrics = {
+                    "step": step + 1, "loss": values["loss"], "learning_rate": float(schedule(step)),
+                    "grad_norm": values["grad_norm"], "masked_tokens": values["masked_tokens"],
+                    "tokens": values["tokens"], "tokens_per_s": values["tokens"] / (now - last_time),
+                    "step_time_s": now - last_time,
+                }
                 last_time, step = now, step + 1
                 log.write(metrics)
                 if step % settings.log_every == 0:
