@@ -18,7 +18,7 @@ def get_config() -> ConfigDict:
     c.seed = 0  # Seeds sampling keys, data shuffling and anything else random.
     c.dtype = "float32"  # Compute dtype: float32 | bfloat16.
     c.param_dtype = "float32"  # Parameter storage dtype (master weights when training).
-    c.stages = ("sample", "train", "evaluate")  # What launch/ssd.py runs; finished stages are skipped.
+    c.stages = "sample,train,evaluate"  # What launch/ssd.py runs, comma-separated; finished ones are skipped.
 
     # Device mesh (data × fsdp × model); -1 takes the devices left over.
     c.mesh = ConfigDict(dict(data=-1, fsdp=1, model=1))

@@ -130,16 +130,20 @@ def test_unpacked_rows_reshuffle_each_epoch_and_follow_the_seed(shards, examples
     assert order(seed=4) != first
 
 
-def test_processes_read_disjoint_shards_of_the_data(shards, examples):
+def test_processes_split_the_rows_of_the_same_global_batches(shards, examples):
     settings = DataSettings(samples_dir=str(shards), max_length=192, pack=False, epochs=1, read_threads=2)
     prepared = prepare_data(settings, examples)
-    per_process = [
-        _segments(training_batches(prepared, settings, examples, seed=0, rows=1, accumulation=1,
-                                   process_index=p, process_count=2))
-        for p in range(2)
-    ]
-    assert len(per_process[0]) == len(per_process[1]) == 12
-    assert sorted(per_process[0] + per_process[1]) == sorted(_expected_examples(shards, examples))
+
+    def batches(process_index, process_count):
+        return list(training_batches(prepared, settings, examples, seed=0, rows=2, accumulation=1,
+                                     process_index=process_index, process_count=process_count))
+
+    one, halves = batches(0, 1), [batches(p, 2) for p in range(2)]
+    assert len(one) == len(halves[0]) == len(halves[1]) == 12
+    for whole, first, second in zip(one, *halves):
+        for name, value in whole.items():
+            np.testing.assert_array_equal(value, np.concatenate([first[name], second[name]], axis=1))
+    assert sorted(_segments(halves[0]) + _segments(halves[1])) == sorted(_expected_examples(shards, examples))
 
 
 def test_restored_iterator_state_replays_the_same_batches(shards, examples):

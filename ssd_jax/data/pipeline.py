@@ -5,10 +5,12 @@ Two phases:
   list): it applies the completion filter, tokenizes the survivors to find the over-long ones,
   and counts what each rule dropped.
   `training_batches` is the lazy Grain pipeline over that list: shuffle (reshuffled each epoch,
-  seeded) → repeat → this process's slice → render + tokenize + mask → pack (Grain's first-fit
-  packing) or pad → batch into `[accumulation, rows, max_length]` arrays. Its iterator's
-  `get_state`/`set_state` is what the trainer checkpoints, so a resumed run sees the same
-  batches.
+  seeded) → repeat → render + tokenize + mask → pack (Grain's first-fit packing) or pad →
+  batch the global rows of a step → this process's rows → `[accumulation, rows, max_length]`.
+  Every process builds the same global batches and keeps its own rows, so a step trains on the
+  same rows whatever the number of processes (a 2-host run equals a 1-host run). Its
+  iterator's `get_state`/`set_state` is what the trainer checkpoints, so a resumed run sees the
+  same batches.
 
 A batch holds `inputs`, `targets` (int32), `weights` (float32 loss mask), `segment_ids` (0 on
 padding, then 1, 2, ... per packed example) and `positions` (restarting at 0 in each example).
@@ -120,15 +122,21 @@ def training_batches(
     process_index: int = 0,
     process_count: int = 1,
 ) -> grain.IterDataset:
-    """Batches of this process's `rows` rows per optimizer step, as `[accumulation, rows // accumulation, L]`.
+    """This process's share of each step's `rows` global rows, as `[accumulation, local rows // accumulation, L]`.
 
-    Every process shuffles the same example list with the same seed and takes every
-    `process_count`-th example from `process_index`, so processes never share an example.
+    Every process shuffles, packs and batches the same example list with the same seed (they
+    all read every record, as `prepare_data` does), then keeps rows
+    `[process_index * local, (process_index + 1) * local)` of each global batch: the rows that
+    `jax.make_array_from_process_local_data` expects from it.
     """
-    if rows % accumulation:
-        raise ValueError(f"{rows} rows per process do not split into {accumulation} accumulation steps")
+    if rows % process_count or (rows // process_count) % accumulation:
+        raise ValueError(
+            f"{rows} rows per step do not split into {process_count} processes × {accumulation} accumulation steps"
+        )
     if not 0 <= seed < 2**32:
         raise ValueError(f"config.seed={seed}: the data shuffle needs a seed in [0, 2**32)")
+    local = rows // process_count
+    mine = slice(process_index * local, (process_index + 1) * local)
 
     def to_example(record: dict[str, Any]) -> dict[str, np.ndarray]:
         tokens, mask = examples.record_tokens_and_mask(record)
@@ -138,7 +146,7 @@ def training_batches(
         return next_token_example(*fitted)
 
     dataset = grain.MapDataset.source(_Subset(prepared.source, prepared.indices)).shuffle(seed=seed)
-    dataset = dataset.repeat(settings.epochs or None)[process_index::process_count].map(to_example)
+    dataset = dataset.repeat(settings.epochs or None).map(to_example)
     read = grain.ReadOptions(num_threads=settings.read_threads, prefetch_buffer_size=2 * rows)
     stream = dataset.to_iter_dataset(read)
     length = settings.max_length
@@ -149,7 +157,8 @@ def training_batches(
         ).map(_packed_row)
     else:
         stream = stream.map(lambda example: _padded_row(example, length))
-    return stream.batch(rows, drop_remainder=True).map(lambda batch: _split_accumulation(batch, accumulation))
+    stream = stream.batch(rows, drop_remainder=True)
+    return stream.map(lambda batch: _split_accumulation({k: v[mine] for k, v in batch.items()}, accumulation))
 
 
 def _packed_row(packed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
