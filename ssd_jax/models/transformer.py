@@ -1,8 +1,11 @@
 """The decoder-only transformer: embed → scanned blocks → final norm → logits.
 
-Blocks are stored stacked along a leading `layers` axis and run with `jax.lax.scan`, so
-compile time does not grow with depth. Every parameter carries logical axis names
-(`axes` metadata); mapping them onto a device mesh is `ssd_jax.parallel`'s job.
+Blocks are stored stacked along a leading `layers` axis and the full-sequence forward runs
+them with `jax.lax.scan`, so its compile time does not grow with depth. The cached forward
+(prefill / decode) unrolls the layers instead, one cache array per layer, because a scan that
+carries the cache copies it and the sliced weights at every step on the CPU backend. Every
+parameter carries logical axis names (`axes` metadata); mapping them onto a device mesh is
+`ssd_jax.parallel`'s job.
 """
 
 from __future__ import annotations
@@ -127,6 +130,16 @@ class Transformer(nnx.Module):
         x, _ = jax.lax.scan(block, self._embed(tokens), self.blocks.stacked(self._dtype))
         return self._logits(x)
 
+    def layer_params(self) -> tuple[dict[str, jax.Array], ...]:
+        """Each block's parameters as its own arrays (static slices of the stacked ones).
+
+        `forward_cached` slices them itself; a caller that runs it in a loop (the decode loop)
+        slices once outside and passes them in, since on the CPU backend every slice of a
+        stacked weight is materialised: inside the loop that would copy all weights per step.
+        """
+        stacked = self.blocks.stacked(self._dtype)
+        return tuple({name: value[i] for name, value in stacked.items()} for i in range(self.config.num_layers))
+
     def forward_cached(
         self,
         tokens: jax.Array,
@@ -134,28 +147,26 @@ class Transformer(nnx.Module):
         cache: KVCache,
         write_index: jax.Array,
         key_mask: jax.Array,
+        layer_params: tuple[dict[str, jax.Array], ...] | None = None,
     ) -> tuple[jax.Array, KVCache]:
         """Prefill or decode: writes `tokens [B, T]` at cache slots `write_index..+T`, attends to
         the slots where `key_mask [B, S]` is true (up to each query's own slot), and returns
         float32 logits `[B, T, V]` with the updated cache.
+
+        The layers are unrolled (one cache array per layer, updated in place, see kv_cache);
+        `layer_params` are `self.layer_params()`, given by callers that hoist them out of a loop.
         """
         config, inv_freq = self.config, layers.rope_inverse_frequencies(self.config)
         mask = attention.cached_mask(key_mask, write_index, tokens.shape[1])
         zero = jnp.zeros((), jnp.int32)
-        write_index = jnp.asarray(write_index, jnp.int32)
-
-        def block(carry, xs):
-            x, keys, values = carry
-            layer, p = xs
+        at = (zero, zero, jnp.asarray(write_index, jnp.int32), zero)
+        x, keys, values = self._embed(tokens), [], []
+        for p, layer_keys, layer_values in zip(layer_params or self.layer_params(), cache.keys, cache.values):
             q, k, v = _attend_inputs(p, x, positions, config, inv_freq)
-            at = (layer, zero, zero, write_index, zero)
-            keys = jax.lax.dynamic_update_slice(keys, k[None].astype(keys.dtype), at)
-            values = jax.lax.dynamic_update_slice(values, v[None].astype(values.dtype), at)
-            out = attention.grouped_query_attention(q, keys[layer].astype(q.dtype), values[layer].astype(q.dtype), mask)
-            return (_finish_block(p, x, out, config), keys, values), None
-
-        layer_ids = jnp.arange(config.num_layers, dtype=jnp.int32)
-        (x, keys, values), _ = jax.lax.scan(
-            block, (self._embed(tokens), cache.keys, cache.values), (layer_ids, self.blocks.stacked(self._dtype))
-        )
-        return self._logits(x), KVCache(keys, values)
+            layer_keys = jax.lax.dynamic_update_slice(layer_keys, k.astype(layer_keys.dtype), at)
+            layer_values = jax.lax.dynamic_update_slice(layer_values, v.astype(layer_values.dtype), at)
+            out = attention.grouped_query_attention(q, layer_keys.astype(q.dtype), layer_values.astype(q.dtype), mask)
+            x = _finish_block(p, x, out, config)
+            keys.append(layer_keys)
+            values.append(layer_values)
+        return self._logits(x), KVCache(tuple(keys), tuple(values))
