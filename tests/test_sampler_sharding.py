@@ -12,7 +12,6 @@ import pytest
 from ssd_jax.checkpoints.load import load_model
 from ssd_jax.parallel import make_mesh
 from ssd_jax.sampling import Sampler, SampleRequest
-from ssd_jax.sampling.batching import bucket_for, build_batch
 
 NEW_TOKENS, BATCH = 8, 8
 
@@ -46,12 +45,12 @@ def test_every_mesh_draws_the_single_device_tokens(loaded, requests, single_devi
         assert ours.finish_reason == reference.finish_reason
         np.testing.assert_allclose(ours.logprobs, reference.logprobs, atol=1e-5)
 
-    rows = [sampler._row(r) for r in requests]
-    batch = build_batch(rows, BATCH, bucket_for(max(len(r.prompt_ids) for r in rows), sampler.buckets), NEW_TOKENS)
-    cache = sampler.programs.prefill(batch)
+    cache = sampler.programs.prefill(sampler.host_batch([sampler.row(r) for r in requests]))
     kv_heads_split = loaded.config.num_kv_heads % model == 0
-    expected = (None, "data" if data > 1 else None, "model" if kv_heads_split and model > 1 else None, None, None)
-    assert tuple(cache.keys.sharding.spec) + (None,) * (5 - len(cache.keys.sharding.spec)) == expected
+    expected = ("data" if data > 1 else None, "model" if kv_heads_split and model > 1 else None, None, None)
+    for layer in (*cache.keys, *cache.values):
+        spec = tuple(layer.sharding.spec)
+        assert spec + (None,) * (4 - len(spec)) == expected, "cache: batch over `data`, KV heads over `model`"
     gate = sampler.programs.params["blocks"]["gate_proj"]
     assert gate.sharding.spec[2] == ("model" if model > 1 else None), "mlp weights split over `model`"
     assert len(jax.tree.leaves(sampler.programs.params)[0].sharding.device_set) == 8

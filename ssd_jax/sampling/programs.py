@@ -4,7 +4,8 @@ Shardings are explicit at the `jit` boundary: parameters by their logical axes (
 parallel over heads / mlp / vocab on `model`), every per-row array over the batch axes
 (`data` × `fsdp`), the KV cache over batch and KV heads (replicated on `model` where the KV
 heads do not divide it). The cache is created by `prefill` and donated to `decode`, which
-updates it in place. Each program compiles once per (batch size, prompt bucket).
+updates it in place. Each program compiles once per (batch size, prompt bucket). On CPU the
+decode loop slices the layer weights out of their stacked arrays once, before the loop.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ssd_jax.sampling.batching import HostBatch
 
 @functools.lru_cache(maxsize=8)
 def _jitted(graphdef: nnx.GraphDef, param_treedef, param_leaves: tuple, rows: NamedSharding,
-            cache_sharding: NamedSharding, max_new_tokens: int):
+            cache_sharding: NamedSharding, max_new_tokens: int, hoist_weights: bool):
     """The jitted (prefill, decode) pair; shared by every sampler of the same model and shapes,
     so samplers differing only in seed, stop ids or stop strings reuse compiled programs."""
     param_shardings = jax.tree.unflatten(param_treedef, param_leaves)
@@ -40,7 +41,7 @@ def _jitted(graphdef: nnx.GraphDef, param_treedef, param_leaves: tuple, rows: Na
 
     def decode(params, cache, key_mask, inputs, seed, eos_ids, stop_ids):
         model = nnx.merge(graphdef, params)
-        return loop.decode(model, cache, key_mask, inputs, seed, eos_ids, stop_ids, max_new_tokens)
+        return loop.decode(model, cache, key_mask, inputs, seed, eos_ids, stop_ids, max_new_tokens, hoist_weights)
 
     prefill = jax.jit(prefill, in_shardings=(param_shardings, rows, rows, rows), out_shardings=cache_shardings)
     decode = jax.jit(
@@ -66,11 +67,14 @@ class SamplingPrograms:
         param_shardings = state_shardings(state, mesh, rules)
         self.params = jax.device_put(state, param_shardings)
         config = model.config
-        cache_shape = (config.num_layers, batch_size, config.num_kv_heads, 1, config.head_dim)
+        cache_shape = (batch_size, config.num_kv_heads, 1, config.head_dim)
         cache_sharding = NamedSharding(mesh, logical_to_spec(CACHE_AXES, cache_shape, mesh, rules))
         rows = NamedSharding(mesh, logical_to_spec(("batch",), (batch_size,), mesh, rules))
         leaves, treedef = jax.tree.flatten(param_shardings)
-        self._prefill, self._decode = _jitted(graphdef, treedef, tuple(leaves), rows, cache_sharding, max_new_tokens)
+        hoist_weights = mesh.devices.flat[0].platform == "cpu"  # see loop.decode
+        self._prefill, self._decode = _jitted(
+            graphdef, treedef, tuple(leaves), rows, cache_sharding, max_new_tokens, hoist_weights
+        )
 
     def prefill(self, batch: HostBatch) -> KVCache:
         """The cache after the batch's prompts (all but their last token), on the mesh."""

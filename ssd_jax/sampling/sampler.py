@@ -26,7 +26,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from ssd_jax.sampling.batching import BatchRow, bucket_for, build_batch, length_buckets
+from ssd_jax.sampling.batching import BatchRow, HostBatch, bucket_for, build_batch, length_buckets
 from ssd_jax.sampling.completions import Completion, make_completion
 from ssd_jax.sampling.programs import SamplingPrograms
 
@@ -116,7 +116,7 @@ class Sampler:
         keys = [(r.prompt_id, r.sample_index) for r in requests]
         if len(set(keys)) != len(keys):
             raise ValueError("requests repeat a (prompt_id, sample_index) pair; each sample must be unique")
-        rows = [self._row(request) for request in requests]
+        rows = [self.row(request) for request in requests]
         rows.sort(key=lambda row: -len(row.prompt_ids))
         bar = tqdm(total=len(rows), unit="sample", disable=not progress, desc="sampling")
         start, generated = time.perf_counter(), 0
@@ -131,7 +131,8 @@ class Sampler:
         finally:
             bar.close()
 
-    def _row(self, request: SampleRequest) -> BatchRow:
+    def row(self, request: SampleRequest) -> BatchRow:
+        """The request as a batch row: prompt tokens and this row's token budget."""
         prompt_ids = self.prompt_token_ids(request.prompt_text)
         if not self.fits(len(prompt_ids)):
             raise PromptTooLongError(
@@ -142,10 +143,13 @@ class Sampler:
         return BatchRow(request.prompt_id, request.sample_index, prompt_ids, float(request.temperature),
                         int(request.top_k), float(request.top_p), budget)
 
-    def _run(self, rows: Sequence[BatchRow]) -> list[Completion]:
+    def host_batch(self, rows: Sequence[BatchRow]) -> HostBatch:
+        """Up to `batch_size` rows padded to their length bucket, as the programs take them."""
         bucket = bucket_for(max(len(row.prompt_ids) for row in rows), self.buckets)
-        batch = build_batch(rows, self.batch_size, bucket, self.max_new_tokens)
-        out = self.programs.run(batch, self.seed, self._eos_ids, self._stop_ids)
+        return build_batch(rows, self.batch_size, bucket, self.max_new_tokens)
+
+    def _run(self, rows: Sequence[BatchRow]) -> list[Completion]:
+        out = self.programs.run(self.host_batch(rows), self.seed, self._eos_ids, self._stop_ids)
         return [
             make_completion(
                 self.tokenizer, row.prompt_id, row.sample_index, len(row.prompt_ids), out.tokens[r],
