@@ -30,7 +30,7 @@ import transformers
 import ssd_jax
 from ssd_jax.data.offline_problems import load_offline_problems
 from ssd_jax.data.prompt_format import problem_messages
-from ssd_jax.sampling import SampleRequest, Sampler
+from ssd_jax.sampling import Sampler, SampleRequest
 
 MODES = {"greedy": (0.0, 0, 1.0), "sampled": (0.8, 20, 0.8)}
 
@@ -67,8 +67,8 @@ def ssd_jax_run(loaded, prompt: str, batch: int, new_tokens: int, mode: str) -> 
 def transformers_run(model, prompt_ids: list[int], batch: int, new_tokens: int, mode: str) -> float:
     temperature, top_k, top_p = MODES[mode]
     inputs = torch.tensor([prompt_ids] * batch)
-    options = dict(attention_mask=torch.ones_like(inputs), min_new_tokens=new_tokens, max_new_tokens=new_tokens,
-                   pad_token_id=0)
+    options = {"attention_mask": torch.ones_like(inputs), "min_new_tokens": new_tokens,
+               "max_new_tokens": new_tokens, "pad_token_id": 0}
     if mode == "greedy":
         options.update(do_sample=False)
     else:

@@ -66,7 +66,11 @@ def _id_array(ids: Sequence[int]) -> np.ndarray:
 
 
 class Sampler:
-    """Samples completions of rendered prompts; one compiled program per (batch size, bucket)."""
+    """Samples completions of rendered prompts; one compiled program per (batch size, bucket).
+
+    `mesh` (default: the loaded model's) must hold only this process's devices: each process
+    samples on its own (see `job`); `batch_size` must be a multiple of its data × fsdp size.
+    """
 
     def __init__(
         self,
