@@ -72,7 +72,11 @@ def prepare_data(settings: DataSettings, examples: ExampleTokenizer) -> Prepared
     source = SampleRecordSource(settings.samples_dir)
     if len(source) == 0:
         raise NoTrainingDataError(f"the sample shards in {settings.samples_dir} hold no records")
-    records = [source[i] for i in range(len(source))]
+    # A canonical order, so the data (and its shuffle) do not depend on how many processes
+    # wrote the shards or in which order their records landed.
+    stored = [source[i] for i in range(len(source))]
+    order = sorted(range(len(stored)), key=lambda i: (stored[i]["prompt_id"], stored[i]["sample_index"]))
+    records = [stored[i] for i in order]
     selected = filter_completions([r["completion"] for r in records], settings.filter, settings.shortest_percent)
     counts = {"records": len(records), **{f"dropped_{k}": v for k, v in selected.dropped.items()}}
     counts.update(dropped_overlong=0, truncated=0, tokens=0, trained_tokens=0)
@@ -86,7 +90,7 @@ def prepare_data(settings: DataSettings, examples: ExampleTokenizer) -> Prepared
         counts["truncated"] += int(len(fitted[0]) < len(tokens))
         counts["tokens"] += len(fitted[0])
         counts["trained_tokens"] += int(fitted[1][1:].sum())
-        indices.append(index)
+        indices.append(order[index])
     counts["examples"] = len(indices)
     logger.info("training data from %s: %s", settings.samples_dir, counts)
     if not indices:

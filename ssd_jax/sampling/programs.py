@@ -70,6 +70,7 @@ class SamplingPrograms:
         cache_shape = (batch_size, config.num_kv_heads, 1, config.head_dim)
         cache_sharding = NamedSharding(mesh, logical_to_spec(CACHE_AXES, cache_shape, mesh, rules))
         rows = NamedSharding(mesh, logical_to_spec(("batch",), (batch_size,), mesh, rules))
+        self._rows, self._replicated = rows, NamedSharding(mesh, PartitionSpec())
         leaves, treedef = jax.tree.flatten(param_shardings)
         hoist_weights = mesh.devices.flat[0].platform == "cpu"  # see loop.decode
         self._prefill, self._decode = _jitted(
@@ -78,13 +79,22 @@ class SamplingPrograms:
 
     def prefill(self, batch: HostBatch) -> KVCache:
         """The cache after the batch's prompts (all but their last token), on the mesh."""
-        return self._prefill(self.params, batch.prefill_tokens, batch.prefill_positions, batch.key_mask)
+        host = (batch.prefill_tokens, batch.prefill_positions, batch.key_mask)
+        return self._prefill(self.params, *self._on_rows(host))
 
     def decode(self, cache: KVCache, batch: HostBatch, seed: int, eos_ids: np.ndarray,
                stop_ids: np.ndarray) -> loop.DecodeOutputs:
         """Decodes one prefilled batch (consuming `cache`); returns NumPy outputs."""
-        outputs, _ = self._decode(self.params, cache, batch.key_mask, batch.inputs, np.uint32(seed), eos_ids, stop_ids)
+        key_mask, inputs = self._on_rows((batch.key_mask, batch.inputs))
+        scalars = jax.device_put((np.uint32(seed), eos_ids, stop_ids), self._replicated)
+        outputs, _ = self._decode(self.params, cache, key_mask, inputs, *scalars)
         return loop.DecodeOutputs(*jax.device_get(tuple(outputs)))
+
+    def _on_rows(self, host):
+        """Host arrays → arrays on the (process-local) mesh, rows split over the batch axes.
+
+        Explicit, because a multi-process JAX run refuses NumPy inputs to sharded programs."""
+        return jax.device_put(host, self._rows)
 
     def run(self, batch: HostBatch, seed: int, eos_ids: np.ndarray, stop_ids: np.ndarray) -> loop.DecodeOutputs:
         """Prefills and decodes one batch."""

@@ -94,19 +94,16 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
     optimizer = make_optimizer(settings.optimizer, weight_decay_mask(loaded.model))
     param_shardings = state.param_shardings(loaded.model, mesh)
     opt_shardings = state.opt_state_shardings(optimizer, params, param_shardings, mesh)
-    rows = settings.global_batch // jax.process_count()
     data_iterator = iter(training_batches(
-        prepared, settings.data, examples, seed=settings.seed, rows=rows, accumulation=settings.accumulation,
+        prepared, settings.data, examples, seed=settings.seed, rows=settings.global_batch, accumulation=settings.accumulation,
         process_index=jax.process_index(), process_count=jax.process_count(),
     ))
     step = checkpoints.latest_step or 0
     if step:
         logger.info("resuming from the checkpoint of step %d in %s", step, checkpoints.directory)
+        abstract_opt_state = _abstract(jax.eval_shape(optimizer.init, params), opt_shardings)
         params, opt_state = checkpoints.restore(
-            step,
-            _abstract(params, param_shardings),
-            _abstract(jax.eval_shape(optimizer.init, params), opt_shardings),
-            data_iterator,
+            step, _abstract(params, param_shardings), abstract_opt_state, data_iterator
         )
     else:
         opt_state = state.init_opt_state(optimizer, params, opt_shardings)
@@ -132,14 +129,9 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
                     logger.warning("the data ran out (config.data.epochs) at step %d of %d", step, total_steps)
                     break
                 params, opt_state, metrics = train_step(params, opt_state, state.put_batch(batch, batch_shardings))
-                values = {name: float(value) for name, value in jax.device_get(metrics).items()}
+                values = jax.device_get(metrics)  # waits for the step
                 now = time.perf_counter()
-                metrics = {
-                    "step": step + 1, "loss": values["loss"], "learning_rate": float(schedule(step)),
-                    "grad_norm": values["grad_norm"], "masked_tokens": values["masked_tokens"],
-                    "tokens": values["tokens"], "tokens_per_s": values["tokens"] / (now - last_time),
-                    "step_time_s": now - last_time,
-                }
+                metrics = _metrics_line(step + 1, values, float(schedule(step)), now - last_time)
                 last_time, step = now, step + 1
                 log.write(metrics)
                 if step % settings.log_every == 0:
@@ -157,6 +149,17 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
         return TrainResult(status, step, None, paths.metrics)
     _save_final(nnx.merge(graphdef, params), loaded, paths.final)
     return TrainResult(status, step, paths.final, paths.metrics)
+
+
+def _metrics_line(step: int, values: dict[str, Any], learning_rate: float, seconds: float) -> dict[str, float]:
+    """One metrics.jsonl line: the step's loss, learning rate, gradient norm (before clipping),
+    masked (trained) and real (non-padding) tokens, throughput and wall time since the last step."""
+    values = {name: float(value) for name, value in values.items()}
+    return {
+        "step": step, "loss": values["loss"], "learning_rate": learning_rate, "grad_norm": values["grad_norm"],
+        "masked_tokens": values["masked_tokens"], "tokens": values["tokens"],
+        "tokens_per_s": values["tokens"] / seconds, "step_time_s": seconds,
+    }
 
 
 def _abstract(tree: Any, shardings: Any) -> Any:
