@@ -13,6 +13,8 @@ from absl import app
 from ml_collections import config_flags
 
 from ssd_jax.evaluation.from_config import evaluate_from_config
+from ssd_jax.logs import quiet_library_logs
+from ssd_jax.parallel.distributed import initialize_distributed
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "run config file", lock_config=True)
 
@@ -20,6 +22,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "run config file", loc
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    quiet_library_logs()
+    initialize_distributed()
     evaluate_from_config(_CONFIG.value)
 
 

@@ -13,6 +13,7 @@ import sys
 from absl import app
 from ml_collections import config_flags
 
+from ssd_jax.logs import quiet_library_logs
 from ssd_jax.parallel.distributed import initialize_distributed
 from ssd_jax.sampling.job import sample_from_config
 
@@ -22,6 +23,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "sampling config file"
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    quiet_library_logs()
     initialize_distributed()
     try:
         summary = sample_from_config(_CONFIG.value)

@@ -9,43 +9,25 @@ final/ (an ssd-jax model directory for `load_model`). Rerunning the same command
 the latest checkpoint; SIGTERM saves a checkpoint and exits with status 0.
 """
 
-import logging as std_logging
-import os
 import sys
 
-import jax
 from absl import app, logging
 from ml_collections import config_flags
 
 from ssd_jax.data.pipeline import NoTrainingDataError
+from ssd_jax.logs import quiet_library_logs
+from ssd_jax.parallel.distributed import initialize_distributed
 from ssd_jax.training.checkpointing import RunMismatchError
 from ssd_jax.training.trainer import train_from_config
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "training config file", lock_config=True)
 
-def _is_multi_process() -> bool:
-    """Whether a multi-process launcher (TPU pod, SLURM, MPI, explicit coordinator) started us."""
-    if os.environ.get("JAX_COORDINATOR_ADDRESS"):
-        return True
-    if int(os.environ.get("SLURM_NTASKS", os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))) > 1:
-        return True
-    return "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
-
-
-class _QuietLibraries(std_logging.Filter):
-    """Keeps Orbax's and Grain's per-operation INFO lines off the terminal (warnings still show)."""
-
-    def filter(self, record: std_logging.LogRecord) -> bool:
-        noisy = any(f"{os.sep}{name}{os.sep}" in record.pathname for name in ("orbax", "grain"))
-        return record.levelno >= std_logging.WARNING or not noisy
-
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.get_absl_handler().addFilter(_QuietLibraries())
-    if _is_multi_process():
-        jax.distributed.initialize()
+    quiet_library_logs()
+    initialize_distributed()
     try:
         result = train_from_config(_CONFIG.value)
     except (FileNotFoundError, NoTrainingDataError, RunMismatchError) as error:
