@@ -11,6 +11,7 @@ parameter carries logical axis names (`axes` metadata); mapping them onto a devi
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -56,12 +57,25 @@ class DecoderBlocks(nnx.Module):
         }
 
 
+def _dense(x: jax.Array, weight: jax.Array, in_dims: int = 1) -> jax.Array:
+    """Contracts the last `in_dims` axes of `x` with the first `in_dims` of `weight`, as one 2-D matmul.
+
+    Written as an einsum over a multi-axis weight (e.g. `btnh,nhd->btd`), XLA's CPU backend
+    transposes the weight at every call: measured on SmolLM2-135M's 30 q/o projections in one
+    decode step, 54 ms as einsums vs 10 ms as 2-D matmuls at batch 1 (83 vs 44 ms at batch 32).
+    """
+    in_shape, out_shape = weight.shape[:in_dims], weight.shape[in_dims:]
+    lead = x.shape[: x.ndim - in_dims]
+    flat = x.reshape(-1, math.prod(in_shape)) @ weight.reshape(math.prod(in_shape), math.prod(out_shape))
+    return flat.reshape(*lead, *out_shape)
+
+
 def _attend_inputs(p, x, positions, config: ModelConfig, inv_freq):
     """Projects the normed input to rotated queries `[B,T,H,D]` and keys/values `[B,K,T,D]`."""
     h = layers.rms_norm(x, p["attn_norm"], config.rms_norm_eps)
-    q = jnp.einsum("btd,dnh->btnh", h, p["q_proj"])
-    k = jnp.einsum("btd,dkh->bkth", h, p["k_proj"])
-    v = jnp.einsum("btd,dkh->bkth", h, p["v_proj"])
+    q = _dense(h, p["q_proj"])
+    k = _dense(h, p["k_proj"]).transpose(0, 2, 1, 3)
+    v = _dense(h, p["v_proj"]).transpose(0, 2, 1, 3)
     if config.qk_norm:
         q = layers.rms_norm(q, p["q_norm"], config.rms_norm_eps)
         k = layers.rms_norm(k, p["k_norm"], config.rms_norm_eps)
@@ -71,7 +85,7 @@ def _attend_inputs(p, x, positions, config: ModelConfig, inv_freq):
 
 
 def _finish_block(p, x, attn_out, config: ModelConfig):
-    x = x + jnp.einsum("btnh,nhd->btd", attn_out, p["o_proj"])
+    x = x + _dense(attn_out, p["o_proj"], in_dims=2)
     h = layers.rms_norm(x, p["mlp_norm"], config.rms_norm_eps)
     return x + layers.gated_mlp(h, p["gate_proj"], p["up_proj"], p["down_proj"])
 
