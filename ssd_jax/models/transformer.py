@@ -19,7 +19,7 @@ from flax import nnx
 
 from ssd_jax.models import attention, layers
 from ssd_jax.models.config import ModelConfig
-from ssd_jax.models.kv_cache import KVCache
+from ssd_jax.models.kv_cache import KVCache, attend_one_token
 
 _INIT_STD = 0.02
 
@@ -169,6 +169,7 @@ class Transformer(nnx.Module):
 
         The layers are unrolled (one cache array per layer, updated in place, see kv_cache);
         `layer_params` are `self.layer_params()`, given by callers that hoist them out of a loop.
+        One token per row (decode) attends with `kv_cache.attend_one_token`.
         """
         config, inv_freq = self.config, layers.rope_inverse_frequencies(self.config)
         mask = attention.cached_mask(key_mask, write_index, tokens.shape[1])
@@ -179,7 +180,8 @@ class Transformer(nnx.Module):
             q, k, v = _attend_inputs(p, x, positions, config, inv_freq)
             layer_keys = jax.lax.dynamic_update_slice(layer_keys, k.astype(layer_keys.dtype), at)
             layer_values = jax.lax.dynamic_update_slice(layer_values, v.astype(layer_values.dtype), at)
-            out = attention.grouped_query_attention(q, layer_keys.astype(q.dtype), layer_values.astype(q.dtype), mask)
+            attend = attend_one_token if tokens.shape[1] == 1 else attention.grouped_query_attention
+            out = attend(q, layer_keys.astype(q.dtype), layer_values.astype(q.dtype), mask)
             x = _finish_block(p, x, out, config)
             keys.append(layer_keys)
             values.append(layer_values)
