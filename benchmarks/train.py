@@ -9,7 +9,7 @@ backward, `clip_grad_norm_`, `AdamW.step` (the same next-token mean cross-entrop
 
 Each side runs in its own worker process, so neither framework's idle thread pool competes
 with the other's work; this script drives them in alternating steps after a warm-up step and
-reports each side's median. MFU divides the model FLOPs of a step by the step time and by the
+reports each side's median wall and CPU time. MFU divides the model FLOPs of a step by the step time and by the
 machine's float32 matmul peak, measured in the same run before and after the steps (the best
 of XLA and PyTorch on a 2048³ matmul). `--single-thread` pins both to one thread: on a shared
 machine, multi-threaded timings swing with other tenants' load (PyTorch's OpenMP barriers
@@ -161,9 +161,9 @@ def worker(side: str, model: str, hf_dir: str, batch: int, length: int) -> None:
         _reply(threads=torch.get_num_threads())
     for command in sys.stdin:
         if command.strip() == "step":
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             loss = trainer.step()
-            _reply(seconds=time.perf_counter() - start, loss=loss)
+            _reply(seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start, loss=loss)
         elif command.strip() == "peak":
             n = 2048
             seconds = trainer.matmul_seconds(np.random.default_rng(0).standard_normal((n, n), np.float32))
@@ -220,10 +220,10 @@ def main() -> None:
         theirs = Worker("pytorch", args, hf_dir)
         peaks = {"XLA": ours.ask("peak")["flops_per_s"], "PyTorch": theirs.ask("peak")["flops_per_s"]}
         warm_up = {"ssd-jax": ours.ask("step"), "pytorch": theirs.ask("step")}
-        times = {"ssd-jax": [], "pytorch": []}
+        steps = {"ssd-jax": [], "pytorch": []}
         for _ in range(args.rounds):
-            times["ssd-jax"].append(ours.ask("step")["seconds"])
-            times["pytorch"].append(theirs.ask("step")["seconds"])
+            steps["ssd-jax"].append(ours.ask("step"))
+            steps["pytorch"].append(theirs.ask("step"))
         peaks["XLA"] = max(peaks["XLA"], ours.ask("peak")["flops_per_s"])
         peaks["PyTorch"] = max(peaks["PyTorch"], theirs.ask("peak")["flops_per_s"])
         ours.close()
@@ -238,11 +238,12 @@ def main() -> None:
     print("float32 matmul peak (2048³): " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peaks.items())
           + f"; MFU uses {peak / 1e9:.1f}")
     print(f"model FLOPs per step: {flops / 1e9:.1f} GFLOP\n")
-    print("| implementation | step time (s) | tokens/s | MFU |")
-    print("|---|---|---|---|")
-    medians = {name: statistics.median(values) for name, values in times.items()}
+    print("| implementation | step time (s) | CPU time per step (s) | tokens/s | MFU |")
+    print("|---|---|---|---|---|")
+    medians = {name: statistics.median(s["seconds"] for s in results) for name, results in steps.items()}
     for name, seconds in medians.items():
-        print(f"| {name} | {seconds:.3f} | {tokens_per_step / seconds:.1f} | {flops / seconds / peak:.1%} |")
+        cpu = statistics.median(s["cpu_seconds"] for s in steps[name])
+        print(f"| {name} | {seconds:.3f} | {cpu:.3f} | {tokens_per_step / seconds:.1f} | {flops / seconds / peak:.1%} |")
     print(f"\nssd-jax / pytorch tokens/s: {medians['pytorch'] / medians['ssd-jax']:.2f}×")
 
 
