@@ -92,7 +92,10 @@ def _sample(config: Any) -> None:
 def _train(config: Any) -> str:
     from ssd_jax.training.trainer import train_from_config
 
-    return str(train_from_config(config).final_model)
+    result = train_from_config(config)
+    if result.final_model is None:  # preempted: a checkpoint is saved, the stage is not complete
+        raise SystemExit(f"training stopped at step {result.step} ({result.status}); rerun the same command to resume")
+    return str(result.final_model)
 
 
 def _evaluate(config: Any) -> dict | None:
