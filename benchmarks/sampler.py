@@ -57,9 +57,10 @@ def ssd_jax_run(loaded, prompt: str, batch: int, new_tokens: int, mode: str) -> 
     sampler.generate(requests, progress=False)  # compiles
     seconds = _timed(lambda: sampler.generate(requests, progress=False))
     host = sampler.host_batch([sampler.row(r) for r in requests])
-    cache = jax.block_until_ready(sampler.programs.prefill(host))
+    cache, state = jax.block_until_ready(sampler.programs.prefill(host))
     cache_bytes = sum(x.nbytes for x in jax.tree.leaves(cache))
-    step = _timed(lambda: sampler.programs.decode(cache, host, 0, sampler._eos_ids, sampler._stop_ids)) / new_tokens
+    decode = lambda: sampler.programs.decode(cache, state, host, 0, sampler._eos_ids, sampler._stop_ids)  # noqa: E731
+    step = _timed(decode) / new_tokens
     weight_bytes = sum(x.nbytes for x in jax.tree.leaves(sampler.programs.params))
     return batch * new_tokens / seconds, step, weight_bytes + cache_bytes
 

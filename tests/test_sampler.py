@@ -31,7 +31,7 @@ def chat(loaded, text: str) -> str:
 
 
 def requests(loaded, temperature=0.9, top_k=20, top_p=0.9, count=3, samples=2):
-    """`count` prompts of 36, 40, 44 ... tokens (one length bucket: 64), `samples` samples each."""
+    """`count` prompts of 36, 40, 44 ... tokens (one length bucket: 48), `samples` samples each."""
     return [
         SampleRequest(f"task-{i}", j, chat(loaded, "square " + "x" * (10 + 4 * i)), temperature, top_k, top_p)
         for i in range(count)
@@ -85,7 +85,7 @@ def test_a_sample_does_not_depend_on_its_batch(loaded, sampler):
     alone = sampler.generate([target], progress=False)[0]
     long_prompt = chat(loaded, "a longer prompt moves the batch to the next bucket " * 2)
     others = [dataclasses.replace(target, prompt_id=f"other-{i}", prompt_text=long_prompt) for i in range(3)]
-    crowded = sampler.generate([*others, target], progress=False)[-1]  # last row, bucket 128 instead of 64
+    crowded = sampler.generate([*others, target], progress=False)[-1]  # last row, bucket 192 instead of 48
     assert alone.token_ids == crowded.token_ids
     np.testing.assert_allclose(alone.logprobs, crowded.logprobs, atol=1e-5)
     different = sampler.generate([dataclasses.replace(target, sample_index=1)], progress=False)[0]
@@ -157,3 +157,31 @@ def test_context_limit_budgets_and_refuses_prompts(loaded):
     assert len(completion.token_ids) + (completion.finish_reason != "length") <= 66 - 62
     with pytest.raises(PromptTooLongError, match="'long' has 66 tokens"):
         limited.generate([SampleRequest("long", 0, "x" * 66, 0.0, 0, 1.0)], progress=False)
+
+
+def test_finished_rows_leave_the_batch_and_no_sample_changes(loaded):
+    from ssd_jax.sampling.programs import CHECK_EVERY
+
+    context, new_tokens = 128, 3 * CHECK_EVERY + 4
+    short = dataclasses.replace(loaded, config=loaded.config.replace(max_position_embeddings=context))
+    # The byte tokenizer gives one token per character: budgets 128 - length = 98, 86, ..., 14.
+    requests = [SampleRequest(f"row-{i}", 0, "y" * (30 + 12 * i), 1.0, 20 * (i % 2), 0.9) for i in range(8)]
+    batched = Sampler(short, max_new_tokens=new_tokens, batch_size=8, seed=11)
+    sizes = []
+    decode = batched.programs._decode
+
+    def recording_decode(params, cache, key_mask, inputs, state, *rest):
+        sizes.append(state.done.shape[0])
+        return decode(params, cache, key_mask, inputs, state, *rest)
+
+    batched.programs._decode = recording_decode
+    together = batched.generate(requests, progress=False)
+    assert sizes[0] == 8 and sizes[-1] < 8 and sizes == sorted(sizes, reverse=True), sizes
+
+    alone = Sampler(short, max_new_tokens=new_tokens, batch_size=1, seed=11)
+    for request, ours in zip(requests, together):
+        reference = alone.generate([request], progress=False)[0]
+        assert ours.token_ids == reference.token_ids, request.prompt_id
+        assert ours.finish_reason == reference.finish_reason
+        np.testing.assert_allclose(ours.logprobs, reference.logprobs, atol=1e-5)
+    assert [len(c.token_ids) for c in together] != [new_tokens] * 8, "budgets differ, so rows finish apart"

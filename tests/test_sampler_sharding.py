@@ -45,7 +45,7 @@ def test_every_mesh_draws_the_single_device_tokens(loaded, requests, single_devi
         assert ours.finish_reason == reference.finish_reason
         np.testing.assert_allclose(ours.logprobs, reference.logprobs, atol=1e-5)
 
-    cache = sampler.programs.prefill(sampler.host_batch([sampler.row(r) for r in requests]))
+    cache, _ = sampler.programs.prefill(sampler.host_batch([sampler.row(r) for r in requests]))
     kv_heads_split = loaded.config.num_kv_heads % model == 0
     expected = ("data" if data > 1 else None, "model" if kv_heads_split and model > 1 else None, None, None)
     for layer in (*cache.keys, *cache.values):

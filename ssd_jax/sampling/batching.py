@@ -1,8 +1,10 @@
 """Host side of a decode batch: length buckets, left padding, per-row arrays.
 
 Prompts are padded to a bucket length, one of a small fixed set (powers of two from
-`MIN_BUCKET`, capped at the model's context), so a new prompt length reuses a compiled
-program: one prefill and one decode program per (batch size, bucket).
+`MIN_BUCKET` and the midpoints 1.5× between them, capped at the model's context), so a new
+prompt length reuses a compiled program: one prefill and one decode program per (batch size,
+bucket). The midpoints cap the padding at a third of a bucket rather than half of it: every
+decode step attends over the whole padded prompt.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ MIN_BUCKET = 16
 
 
 def length_buckets(context: int) -> tuple[int, ...]:
-    """Bucket lengths: 16, 32, 64, ... below `context`, then `context` itself."""
+    """Bucket lengths: 16, 24, 32, 48, 64, 96, ... below `context`, then `context` itself."""
     buckets, size = [], MIN_BUCKET
     while size < context:
-        buckets.append(size)
+        buckets.extend(b for b in (size, size * 3 // 2) if b < context)
         size *= 2
     return (*buckets, context)
 

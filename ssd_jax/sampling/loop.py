@@ -7,9 +7,10 @@ Layout of one batch (`B` rows, prompt bucket `P`, `N = max_new_tokens`):
   attention by `key_mask`, and its own positions `0 .. L_r - 1` (RoPE never sees the padding).
 * `prefill` runs the first `P - 1` prompt tokens into a fresh cache of `P - 1 + N` slots;
   their logits are never used, so XLA drops the vocabulary projection for them.
-* `decode` feeds the last prompt token, then each drawn token, one slot at a time inside one
-  `lax.while_loop`, until every row is done or `N` tokens were drawn. A row is done after an
-  end-of-sequence or stop token, or when it reaches its own token budget (its context
+* `decode` feeds the last prompt token, then each drawn token, one slot at a time inside a
+  `lax.while_loop`, until every row is done, `N` tokens were drawn, or the call's step
+  limit is reached (the caller resumes from the returned `DecodeState`). A row is done after
+  an end-of-sequence or stop token, or when it reaches its own token budget (its context
   limit); after that it emits `PAD_ID` and its results no longer change.
 
 Sampling parameters and stop ids are traced arrays, so new values never recompile.
@@ -21,6 +22,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ssd_jax.models.kv_cache import KVCache, init_cache
 from ssd_jax.models.transformer import Transformer
@@ -60,18 +62,49 @@ def prefill(model: Transformer, tokens: jax.Array, positions: jax.Array, key_mas
     return cache
 
 
+class DecodeState(NamedTuple):
+    """Where a batch's decoding stands between calls of `decode` (all rows share `step`)."""
+
+    step: jax.Array  # int32 scalar: tokens drawn so far
+    token: jax.Array  # int32 [B]: the next token to feed
+    done: jax.Array  # bool [B]
+    outputs: DecodeOutputs
+
+
+def nothing_drawn(batch_size: int, max_new_tokens: int) -> DecodeOutputs:
+    """NumPy outputs of rows that drew no token yet (and what idle rows keep)."""
+    return DecodeOutputs(
+        tokens=np.full((batch_size, max_new_tokens), PAD_ID, np.int32),
+        model_logprobs=np.zeros((batch_size, max_new_tokens), np.float32),
+        sampling_logprobs=np.zeros((batch_size, max_new_tokens), np.float32),
+        num_tokens=np.zeros((batch_size,), np.int32),
+        finish=np.full((batch_size,), FINISH_LENGTH, np.int32),
+    )
+
+
+def initial_state(inputs: DecodeInputs, max_new_tokens: int) -> DecodeState:
+    """Nothing drawn yet; the last prompt token is fed first; idle rows (budget 0) are done."""
+    outputs = jax.tree.map(jnp.asarray, nothing_drawn(inputs.budget.shape[0], max_new_tokens))
+    return DecodeState(jnp.int32(0), jnp.asarray(inputs.last_token, jnp.int32), inputs.budget <= 0, outputs)
+
+
 def decode(
     model: Transformer,
     cache: KVCache,
     key_mask: jax.Array,
     inputs: DecodeInputs,
+    state: DecodeState,
     seed: jax.Array,
     eos_ids: jax.Array,
     stop_ids: jax.Array,
-    max_new_tokens: int,
+    max_steps: int,
     hoist_weights: bool = True,
-) -> tuple[DecodeOutputs, KVCache]:
-    """Draws up to `max_new_tokens` tokens per row after a `prefill` (see the module docstring).
+) -> tuple[DecodeState, KVCache]:
+    """Draws up to `max_steps` more tokens per row from `state` (see the module docstring).
+
+    Stops early when every row is done or the outputs are full (`max_new_tokens` tokens). A
+    caller may stop between calls, drop finished rows (`select_rows`) and go on with a
+    smaller batch: each token's key depends on its position, not on the batch.
 
     `eos_ids` and `stop_ids` are int32 `[E]` / `[F]` (pad them with -1): either ends a row,
     with finish code FINISH_EOS or FINISH_STOP (eos wins if a token is in both). Returns the
@@ -82,24 +115,18 @@ def decode(
     weight at every step (measured on SmolLM2-135M: 15-30 % of the step's CPU time). It holds
     a second copy of the weights while decoding, so accelerators may prefer to leave it off.
     """
-    batch = key_mask.shape[0]
+    max_new_tokens = state.outputs.tokens.shape[1]
     first_slot = key_mask.shape[1] - max_new_tokens
     keys = sample_keys(seed, inputs.id_words, inputs.sample_index)
     layer_params = model.layer_params() if hoist_weights else None
-    outputs = DecodeOutputs(
-        tokens=jnp.full((batch, max_new_tokens), PAD_ID, jnp.int32),
-        model_logprobs=jnp.zeros((batch, max_new_tokens), jnp.float32),
-        sampling_logprobs=jnp.zeros((batch, max_new_tokens), jnp.float32),
-        num_tokens=jnp.zeros((batch,), jnp.int32),
-        finish=jnp.full((batch,), FINISH_LENGTH, jnp.int32),
-    )
+    last_step = jnp.minimum(state.step + max_steps, max_new_tokens)
 
-    def running(carry):
-        step, _, _, done, _ = carry
-        return (step < max_new_tokens) & ~jnp.all(done)
+    def running(state):
+        return (state.step < last_step) & ~jnp.all(state.done)
 
     def draw_one(carry):
-        step, token, cache, done, out = carry
+        state, cache = carry
+        step, token, done, out = state
         position = inputs.last_position + step
         logits, cache = model.forward_cached(
             token[:, None], position[:, None], cache, first_slot + step, key_mask, layer_params
@@ -120,8 +147,17 @@ def decode(
             ),
         )
         done = done | is_eos | is_stop | (step + 1 >= inputs.budget)
-        return step + 1, jnp.where(done, 0, choice.tokens), cache, done, out
+        return DecodeState(step + 1, jnp.where(done, 0, choice.tokens), done, out), cache
 
-    start = (jnp.int32(0), inputs.last_token, cache, inputs.budget <= 0, outputs)
-    _, _, cache, _, outputs = jax.lax.while_loop(running, draw_one, start)
-    return outputs, cache
+    return jax.lax.while_loop(lambda carry: running(carry[0]), draw_one, (state, cache))
+
+
+def select_rows(rows: jax.Array, *batch_arrays):
+    """Rows `rows [B']` of every array in the pytrees `batch_arrays` (leading axis: the batch).
+
+    Scalars (the shared step) pass through. Used to drop finished rows from a batch."""
+
+    def take(x):
+        return x if x.ndim == 0 else jnp.take(x, rows, axis=0)
+
+    return jax.tree.map(take, batch_arrays)
