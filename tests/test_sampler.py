@@ -185,3 +185,12 @@ def test_finished_rows_leave_the_batch_and_no_sample_changes(loaded):
         assert ours.finish_reason == reference.finish_reason
         np.testing.assert_allclose(ours.logprobs, reference.logprobs, atol=1e-5)
     assert [len(c.token_ids) for c in together] != [new_tokens] * 8, "budgets differ, so rows finish apart"
+
+
+def test_a_temperature_grid_shares_batches_and_keys(loaded, sampler):
+    cold, hot = requests(loaded, temperature=0.3, count=2), requests(loaded, temperature=1.7, count=2)
+    together = sampler.generate([*cold, *hot], progress=False)
+    separately = sampler.generate(cold, progress=False) + sampler.generate(hot, progress=False)
+    assert [c.token_ids for c in together] == [c.token_ids for c in separately]
+    with pytest.raises(ValueError, match="repeat a"):
+        sampler.generate([*cold, cold[0]], progress=False)

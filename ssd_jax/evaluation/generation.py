@@ -59,22 +59,14 @@ def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtyp
                               stop_token_ids=tuple(loaded.eos_token_ids))
             current.update(ref=model_ref, loaded=loaded, sampler=sampler)
         loaded, sampler = current["loaded"], current["sampler"]
-        # The sampler keys randomness by (prompt id, sample index), unique within one call: draw
-        # each temperature's samples in a call of their own (one compiled program serves all).
-        outputs: dict[int, Generated] = {}
-        groups: dict[tuple, list[int]] = {}
-        for position, r in enumerate(requests):
-            groups.setdefault((r.temperature, r.top_k, r.top_p), []).append(position)
-        for positions in groups.values():
-            group = [requests[i] for i in positions]
-            sample_requests = [
-                SampleRequest(prompt_id=r.prompt_id, sample_index=r.sample_index,
-                              prompt_text=loaded.chat_template.render(list(r.messages), add_generation_prompt=True),
-                              temperature=r.temperature, top_k=r.top_k, top_p=r.top_p)
-                for r in group
-            ]
-            for position, c in zip(positions, sampler.generate(sample_requests)):
-                outputs[position] = Generated(c.text, c.finish_reason, len(c.token_ids))
-        return [outputs[i] for i in range(len(requests))]
+        # One call for all of them: the points of a temperature grid fill batches together (the
+        # sampler keys randomness by prompt id and sample index, shared across the grid).
+        sample_requests = [
+            SampleRequest(prompt_id=r.prompt_id, sample_index=r.sample_index,
+                          prompt_text=loaded.chat_template.render(list(r.messages), add_generation_prompt=True),
+                          temperature=r.temperature, top_k=r.top_k, top_p=r.top_p)
+            for r in requests
+        ]
+        return [Generated(c.text, c.finish_reason, len(c.token_ids)) for c in sampler.generate(sample_requests)]
 
     return generate

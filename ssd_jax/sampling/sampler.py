@@ -109,29 +109,38 @@ class Sampler:
 
     def generate(self, requests: Sequence[SampleRequest], progress: bool = True) -> list[Completion]:
         """A completion for every request, in request order."""
-        by_key = {(c.prompt_id, c.sample_index): c for c in self.stream(requests, progress)}
-        return [by_key[(r.prompt_id, r.sample_index)] for r in requests]
+        completions: list[Completion] = [None] * len(requests)  # type: ignore[list-item]
+        for index, completion in self._indexed_stream(requests, progress):
+            completions[index] = completion
+        return completions
 
     def stream(self, requests: Sequence[SampleRequest], progress: bool = True) -> Iterator[Completion]:
         """Completions batch by batch as they finish (longest prompts first).
 
         Raises PromptTooLongError before any decoding if a prompt does not fit the context.
         """
-        keys = [(r.prompt_id, r.sample_index) for r in requests]
-        if len(set(keys)) != len(keys):
-            raise ValueError("requests repeat a (prompt_id, sample_index) pair; each sample must be unique")
-        rows = [self.row(request) for request in requests]
-        rows.sort(key=lambda row: -len(row.prompt_ids))
+        for _, completion in self._indexed_stream(requests, progress):
+            yield completion
+
+    def _indexed_stream(self, requests: Sequence[SampleRequest], progress: bool) -> Iterator[tuple[int, Completion]]:
+        """(request index, completion) pairs. Requests may share a (prompt id, sample index) pair
+        (and so their random numbers) only if their sampling parameters differ, e.g. the points
+        of a temperature grid, which then fill batches together."""
+        identities = [(r.prompt_id, r.sample_index, r.temperature, r.top_k, r.top_p) for r in requests]
+        if len(set(identities)) != len(identities):
+            raise ValueError("requests repeat a (prompt_id, sample_index) pair with the same temperature, top-k "
+                             "and top-p; each sample must be unique")
+        rows = sorted(enumerate(self.row(request) for request in requests), key=lambda item: -len(item[1].prompt_ids))
         bar = tqdm(total=len(rows), unit="sample", disable=not progress, desc="sampling")
         start, generated = time.perf_counter(), 0
         try:
             for offset in range(0, len(rows), self.batch_size):
-                batch_rows = rows[offset : offset + self.batch_size]
-                completions = self._run(batch_rows)
+                batch = rows[offset : offset + self.batch_size]
+                completions = self._run([row for _, row in batch])
                 generated += sum(len(c.token_ids) for c in completions)
                 bar.update(len(completions))
                 bar.set_postfix(tok_per_s=f"{generated / (time.perf_counter() - start):.1f}")
-                yield from completions
+                yield from zip((index for index, _ in batch), completions)
         finally:
             bar.close()
 
