@@ -63,3 +63,12 @@ def _byte_tokenizer_json() -> str:
 def test_bad_references_say_what_is_accepted(ref, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         load_model(ref)
+
+
+def test_ssd_model_dir_saves_and_loads_by_a_relative_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    original = load_model("tiny-random")
+    original.save("runs/demo/train/final")
+    restored = load_model("runs/demo/train/final")
+    for ours, theirs in zip(jax.tree.leaves(nnx.state(restored.model)), jax.tree.leaves(nnx.state(original.model))):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))

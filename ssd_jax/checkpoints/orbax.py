@@ -27,6 +27,11 @@ MARKER = "ssd_model.json"
 FORMAT = "ssd-jax-model"
 
 
+def _absolute(directory: str) -> str:
+    """Orbax refuses relative paths; a local one is taken from the working directory."""
+    return directory if "://" in directory else os.path.abspath(directory)
+
+
 def is_model_dir(path: str) -> bool:
     return epath.Path(path).joinpath(MARKER).exists()
 
@@ -35,7 +40,7 @@ def save_model(
     model: Transformer, directory: str, *, tokenizer: Any = None, chat_template: Any = None
 ) -> str:
     """Writes `model` (and its tokenizer) as an ssd-jax model directory; collective on a pod."""
-    directory = os.path.abspath(directory) if "://" not in directory else directory
+    directory = _absolute(directory)
     params = nnx.state(model, nnx.Param).to_pure_dict()
     with ocp.StandardCheckpointer() as checkpointer:
         checkpointer.save(epath.Path(directory) / "params", params, force=True)
@@ -75,7 +80,7 @@ def load_params(
     dtype = jax.numpy.dtype(config.param_dtype)
     target = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, dtype, sharding=sh), shapes, shardings)
     with ocp.StandardCheckpointer() as checkpointer:
-        restored = checkpointer.restore(epath.Path(directory) / "params", target)
+        restored = checkpointer.restore(epath.Path(_absolute(directory)) / "params", target)
     nnx.replace_by_pure_dict(state, restored)
     nnx.update(model, state)
     return model
