@@ -9,7 +9,8 @@ both alike; the ratio is what to read. Both time prefill + decode from token ids
 
 The bandwidth column: bytes one ssd-jax decode step reads (all weights + the whole allocated
 KV cache, which every step attends over) ÷ the measured decode step time, as a fraction of the
-machine's copy bandwidth (NumPy copy of 256 MiB, read + write bytes).
+machine's copy bandwidth (NumPy copy of 256 MiB, read + write bytes; the best of a measurement
+before and one after the runs).
 
     python benchmarks/sampler.py [--batch_sizes 1,8,32] [--new_tokens 256] [--modes greedy,sampled]
 """
@@ -105,17 +106,23 @@ def main() -> None:
     bandwidth = copy_bandwidth()
     print(f"SmolLM2-135M float32, prompt {len(prompt_ids)} tokens, {args.new_tokens} new tokens, "
           f"{os.cpu_count()} CPUs, jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), copy bandwidth {bandwidth / 1e9:.1f} GB/s")
-    header = (f"{'batch':>5} {'mode':>8} {'ssd-jax tok/s':>14} {'transformers tok/s':>19} {'ratio':>6} "
-              f"{'step ms':>8} {'MB/step':>8} {'bw frac':>8}")
-    print(header)
-    print("-" * len(header))
+          f"({torch.get_num_threads()} threads)")
+    rows = []
     for batch in (int(b) for b in args.batch_sizes.split(",")):
         for mode in args.modes.split(","):
             ours, step, step_bytes = ssd_jax_run(no_eos, prompt, batch, args.new_tokens, mode)
             theirs = transformers_run(hf_model, prompt_ids, batch, args.new_tokens, mode)
-            print(f"{batch:>5} {mode:>8} {ours:>14.1f} {theirs:>19.1f} {ours / theirs:>6.2f} {step * 1e3:>8.1f} "
-                  f"{step_bytes / 1e6:>8.0f} {step_bytes / step / bandwidth:>8.2f}", flush=True)
+            rows.append((batch, mode, ours, theirs, step, step_bytes))
+            print(f"batch {batch} {mode}: ssd-jax {ours:.1f} tok/s, transformers {theirs:.1f} tok/s", flush=True)
+    bandwidth = max(bandwidth, copy_bandwidth())  # a busy moment at the start would inflate `bw frac`
+    print(f"copy bandwidth (best of before and after the runs): {bandwidth / 1e9:.1f} GB/s\n")
+    header = (f"{'batch':>5} {'mode':>8} {'ssd-jax tok/s':>14} {'transformers tok/s':>19} {'ratio':>6} "
+              f"{'step ms':>8} {'MB/step':>8} {'bw frac':>8}")
+    print(header)
+    print("-" * len(header))
+    for batch, mode, ours, theirs, step, step_bytes in rows:
+        print(f"{batch:>5} {mode:>8} {ours:>14.1f} {theirs:>19.1f} {ours / theirs:>6.2f} {step * 1e3:>8.1f} "
+              f"{step_bytes / 1e6:>8.0f} {step_bytes / step / bandwidth:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from ssd_jax.evaluation.from_config import evaluate_from_config
 from ssd_jax.evaluation.generation import Generated
 from ssd_jax.evaluation.grading import GradingLimits
 from ssd_jax.evaluation.store import JsonlStore
+from ssd_jax.evaluation.report import format_table
 
 DATA = Path(__file__).parent / "data" / "evaluation"
 CORRECT = {
@@ -88,6 +89,12 @@ def test_grid_results_report_and_table(tmp_path, problems, capsys):
     assert (tmp_path / "pass_at_1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = capsys.readouterr().out
     assert "pass@1 % [95% CI]" in table and table.count("\nssd ") == 2 and " 80.0 " in table
+    assert "pass@1 easy" in table, "a column per difficulty label"
+    assert "unknown" not in format_table(
+        {"models": {m: {"temperatures": {t: {**s, "per_difficulty": {"unknown": s["per_difficulty"]["easy"]}}
+                                         for t, s in entry["temperatures"].items()}}
+                    for m, entry in results["models"].items()}}
+    ), "no difficulty column for a benchmark without labels"
     verdicts = JsonlStore(tmp_path / "verdicts.jsonl").read()
     assert len(verdicts) == 40 and all(len(v["verdicts"]) in (8, 12) for v in verdicts)
 

@@ -82,6 +82,8 @@ def format_table(results: Mapping) -> str:
     """One row per model and temperature: n, pass@1 and pass@5 with 95% intervals, per difficulty."""
     difficulties = sorted({d for m in results["models"].values() for s in m["temperatures"].values()
                            for d in s["per_difficulty"]})
+    if difficulties == ["unknown"]:  # a benchmark without difficulty labels (HumanEval)
+        difficulties = []
     header = ["model", "T", "top_k", "top_p", "n", "problems", "pass@1 % [95% CI]", "pass@5 % [95% CI]"]
     header += [f"pass@1 {d}" for d in difficulties]
     rows = []
