@@ -55,7 +55,36 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: np.ndarray, *, head
     return x * cos + rotated * sin
 
 
+@jax.custom_vjp
 def gated_mlp(x: jax.Array, gate: jax.Array, up: jax.Array, down: jax.Array) -> jax.Array:
-    """SwiGLU feed-forward: down(silu(x·gate) * (x·up))."""
-    hidden = jax.nn.silu(x @ gate) * (x @ up)
-    return hidden @ down
+    """SwiGLU feed-forward: down(silu(x·gate) * (x·up)).
+
+    Its gradient is written out by hand (`_gated_mlp_backward`): JAX's own derivative of
+    `silu` inside the scanned blocks makes XLA's CPU backend write the `[tokens, mlp]`
+    gradients transposed, element by element (measured on SmolLM2-135M: ~0.5 s of a 3.6 s
+    training step); the hand-written form feeds the same products to plain matmuls.
+    """
+    return (jax.nn.silu(x @ gate) * (x @ up)) @ down
+
+
+def _gated_mlp_forward(x, gate, up, down):
+    gate_out, up_out = x @ gate, x @ up
+    return (jax.nn.silu(gate_out) * up_out) @ down, (x, gate, up, down, gate_out, up_out)
+
+
+def _gated_mlp_backward(residuals, d_out):
+    x, gate, up, down, gate_out, up_out = residuals
+    sigmoid = jax.nn.sigmoid(gate_out)
+    silu = gate_out * sigmoid
+    d_hidden = d_out @ down.T
+    d_gate_out = d_hidden * up_out * (sigmoid * (1 + gate_out * (1 - sigmoid)))
+    d_up_out = d_hidden * silu
+
+    def weight_grad(inputs, d_outputs):  # Σ over every leading (batch, time) axis
+        return inputs.reshape(-1, inputs.shape[-1]).T @ d_outputs.reshape(-1, d_outputs.shape[-1])
+
+    d_x = d_gate_out @ gate.T + d_up_out @ up.T
+    return d_x, weight_grad(x, d_gate_out), weight_grad(x, d_up_out), weight_grad(silu * up_out, d_out)
+
+
+gated_mlp.defvjp(_gated_mlp_forward, _gated_mlp_backward)
