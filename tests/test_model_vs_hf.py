@@ -9,8 +9,8 @@ import pytest
 import torch
 import transformers
 from flax import nnx
-
 from hf_tiny import VARIANTS, hf_logits, save_tiny
+
 from ssd_jax.checkpoints.hf import export_hf, hf_tensors, model_from_tensors
 from ssd_jax.checkpoints.tensor_source import SafetensorsSource
 from ssd_jax.models import ModelConfig, UnsupportedModelError, init_cache
@@ -97,12 +97,12 @@ def test_prefill_then_decode_matches_full_forward(tiny):
     max_len, prompt = 32, 10
     cache = init_cache(model.config, 2, max_len)
     slots = jnp.arange(max_len)[None].repeat(2, 0)
-    logits, cache = _forward_cached(model, 
+    logits, cache = _forward_cached(model,
         jnp.asarray(tokens[:, :prompt]), slots[:, :prompt], cache, jnp.int32(0), slots < prompt
     )
     steps = [np.asarray(logits)]
     for t in range(prompt, tokens.shape[1]):
-        logits, cache = _forward_cached(model, 
+        logits, cache = _forward_cached(model,
             jnp.asarray(tokens[:, t : t + 1]), slots[:, t : t + 1], cache, jnp.int32(t), slots <= t
         )
         steps.append(np.asarray(logits))
@@ -117,7 +117,7 @@ def test_left_padded_prefill_matches_unpadded(tiny):
     padded = np.concatenate([np.zeros((1, pad), np.int32), tokens], axis=1)
     positions = np.maximum(np.arange(pad + 12) - pad, 0)[None]
     key_mask = (np.arange(max_len) >= pad)[None]
-    logits, _ = _forward_cached(model, 
+    logits, _ = _forward_cached(model,
         jnp.asarray(padded), jnp.asarray(positions), init_cache(model.config, 1, max_len), jnp.int32(0),
         jnp.asarray(key_mask),
     )
