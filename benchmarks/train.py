@@ -8,14 +8,22 @@ jitted step (`ssd_jax.training.step.make_train_step`); PyTorch runs forward, cro
 backward, `clip_grad_norm_`, `AdamW.step` (the same next-token mean cross-entropy as ours).
 
 Each side runs in its own worker process, so neither framework's idle thread pool competes
-with the other's work; this script drives them in alternating steps after a warm-up step and
-reports each side's median wall and CPU time. MFU divides the model FLOPs of a step by the step time and by the
+with the other's work. After a warm-up step each, the sides take turns (so load changes on a
+shared machine hit both alike); a turn is `--steps_per_turn` consecutive steps, as a training
+loop runs them. The first step of each turn is reported apart ("first of a turn") and the rest
+give the median wall and CPU time: a process that sat idle through the other side's turn runs its
+next step slower, ssd-jax much more than PyTorch (XLA's CPU runtime maps its large temporaries
+afresh at every step, ~357k page faults for SmolLM2 at batch 2 × 256, and faulting them in costs
+more after an idle pause), so alternating single steps would measure that pause, not training. Both workers first call
+`ssd_jax.host_memory.retain_freed_host_memory()`, as ssd-jax's launch scripts do (it removes
+most of those page faults; see that module).
+MFU divides the model FLOPs of a step by the step time and by the
 machine's float32 matmul peak, measured in the same run before and after the steps (the best
 of XLA and PyTorch on a 2048³ matmul). `--single-thread` pins both to one thread: on a shared
 machine, multi-threaded timings swing with other tenants' load (PyTorch's OpenMP barriers
 suffer most), single-threaded ones much less.
 
-    python benchmarks/train.py [--batch 2] [--length 256] [--rounds 5] [--single-thread]
+    python benchmarks/train.py [--batch 2] [--length 256] [--rounds 3] [--steps_per_turn 3] [--single-thread]
 """
 
 from __future__ import annotations
@@ -145,6 +153,9 @@ def _reply(**fields) -> None:
 
 def worker(side: str, model: str, hf_dir: str, batch: int, length: int) -> None:
     """Builds one side's trainer, then serves `step` / `peak` / `quit` commands from stdin."""
+    from ssd_jax.host_memory import retain_freed_host_memory
+
+    retain_freed_host_memory()  # as the launch scripts do; for PyTorch too, so both run alike
     if side == "ssd-jax":
         import ssd_jax
 
@@ -205,11 +216,14 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--length", type=int, default=256, help="tokens per row trained on")
-    parser.add_argument("--rounds", type=int, default=5, help="timed steps per side, alternating")
+    parser.add_argument("--rounds", type=int, default=3, help="turns per side, alternating")
+    parser.add_argument("--steps_per_turn", type=int, default=3, help="consecutive steps in a turn (at least 2)")
     parser.add_argument("--single-thread", action="store_true", help="one thread per framework")
     parser.add_argument("--worker", choices=("ssd-jax", "pytorch"), help=argparse.SUPPRESS)
     parser.add_argument("--hf-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.steps_per_turn < 2:
+        parser.error("--steps_per_turn must be at least 2: each turn's first step is not in the medians")
     if args.worker:
         worker(args.worker, args.model, args.hf_dir, args.batch, args.length)
         return
@@ -221,9 +235,12 @@ def main() -> None:
         peaks = {"XLA": ours.ask("peak")["flops_per_s"], "PyTorch": theirs.ask("peak")["flops_per_s"]}
         warm_up = {"ssd-jax": ours.ask("step"), "pytorch": theirs.ask("step")}
         steps = {"ssd-jax": [], "pytorch": []}
+        first_of_turn = {"ssd-jax": [], "pytorch": []}
         for _ in range(args.rounds):
-            steps["ssd-jax"].append(ours.ask("step"))
-            steps["pytorch"].append(theirs.ask("step"))
+            for name, side in (("ssd-jax", ours), ("pytorch", theirs)):
+                turn = [side.ask("step") for _ in range(args.steps_per_turn)]
+                first_of_turn[name].append(turn[0])
+                steps[name].extend(turn[1:])
         peaks["XLA"] = max(peaks["XLA"], ours.ask("peak")["flops_per_s"])
         peaks["PyTorch"] = max(peaks["PyTorch"], theirs.ask("peak")["flops_per_s"])
         ours.close()
@@ -232,18 +249,21 @@ def main() -> None:
     peak, flops, tokens_per_step = max(peaks.values()), ours.ready["flops"], args.batch * args.length
     threads = "1 thread each" if args.single_thread else f"{os.cpu_count()} cores, {theirs.ready['threads']} torch threads"
     print(f"\nSmolLM2-135M training step, float32, CPU ({threads}; load average {load_before:.1f} → "
-          f"{os.getloadavg()[0]:.1f}); batch {args.batch} × {args.length} tokens; median of {args.rounds} alternating "
-          f"steps after one warm-up (ssd-jax's includes compiling: {warm_up['ssd-jax']['seconds']:.1f} s)")
+          f"{os.getloadavg()[0]:.1f}); batch {args.batch} × {args.length} tokens; {args.rounds} alternating turns of "
+          f"{args.steps_per_turn} steps after one warm-up step (ssd-jax's includes compiling: "
+          f"{warm_up['ssd-jax']['seconds']:.1f} s); medians of all but each turn's first step")
     print(f"first-step loss: ssd-jax {warm_up['ssd-jax']['loss']:.5f}, pytorch {warm_up['pytorch']['loss']:.5f}")
     print("float32 matmul peak (2048³): " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peaks.items())
           + f"; MFU uses {peak / 1e9:.1f}")
     print(f"model FLOPs per step: {flops / 1e9:.1f} GFLOP\n")
-    print("| implementation | step time (s) | CPU time per step (s) | tokens/s | MFU |")
-    print("|---|---|---|---|---|")
+    print("| implementation | step time (s) | CPU time per step (s) | tokens/s | MFU | first of a turn (s) |")
+    print("|---|---|---|---|---|---|")
     medians = {name: statistics.median(s["seconds"] for s in results) for name, results in steps.items()}
     for name, seconds in medians.items():
         cpu = statistics.median(s["cpu_seconds"] for s in steps[name])
-        print(f"| {name} | {seconds:.3f} | {cpu:.3f} | {tokens_per_step / seconds:.1f} | {flops / seconds / peak:.1%} |")
+        first = statistics.median(s["seconds"] for s in first_of_turn[name])
+        print(f"| {name} | {seconds:.3f} | {cpu:.3f} | {tokens_per_step / seconds:.1f} | {flops / seconds / peak:.1%} "
+              f"| {first:.3f} |")
     print(f"\nssd-jax / pytorch tokens/s: {medians['pytorch'] / medians['ssd-jax']:.2f}×")
 
 
