@@ -14,9 +14,7 @@ loop runs them. The first step of each turn is reported apart ("first of a turn"
 give the median wall and CPU time: a process that sat idle through the other side's turn runs its
 next step slower, ssd-jax much more than PyTorch (XLA's CPU runtime maps its large temporaries
 afresh at every step, ~357k page faults for SmolLM2 at batch 2 × 256, and faulting them in costs
-more after an idle pause), so alternating single steps would measure that pause, not training. Both workers first call
-`ssd_jax.host_memory.retain_freed_host_memory()`, as ssd-jax's launch scripts do (it removes
-most of those page faults; see that module).
+more after an idle pause), so alternating single steps would measure that pause, not training.
 MFU divides the model FLOPs of a step by the step time and by the
 machine's float32 matmul peak, measured in the same run before and after the steps (the best
 of XLA and PyTorch on a 2048³ matmul). `--single-thread` pins both to one thread: on a shared
@@ -153,9 +151,6 @@ def _reply(**fields) -> None:
 
 def worker(side: str, model: str, hf_dir: str, batch: int, length: int) -> None:
     """Builds one side's trainer, then serves `step` / `peak` / `quit` commands from stdin."""
-    from ssd_jax.host_memory import retain_freed_host_memory
-
-    retain_freed_host_memory()  # as the launch scripts do; for PyTorch too, so both run alike
     if side == "ssd-jax":
         import ssd_jax
 

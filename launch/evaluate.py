@@ -13,7 +13,6 @@ from absl import app
 from ml_collections import config_flags
 
 from ssd_jax.evaluation.from_config import evaluate_from_config
-from ssd_jax.host_memory import retain_freed_host_memory
 from ssd_jax.logs import quiet_library_logs
 from ssd_jax.parallel.distributed import initialize_distributed
 
@@ -24,7 +23,6 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_library_logs()
-    retain_freed_host_memory()
     initialize_distributed()
     evaluate_from_config(_CONFIG.value)
 

@@ -13,7 +13,6 @@ import sys
 from absl import app
 from ml_collections import config_flags
 
-from ssd_jax.host_memory import retain_freed_host_memory
 from ssd_jax.logs import quiet_library_logs
 from ssd_jax.parallel.distributed import initialize_distributed
 from ssd_jax.sampling.job import sample_from_config
@@ -25,7 +24,6 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_library_logs()
-    retain_freed_host_memory()
     initialize_distributed()
     try:
         summary = sample_from_config(_CONFIG.value)

@@ -10,7 +10,6 @@ import sys
 from absl import app
 from ml_collections import config_flags
 
-from ssd_jax.host_memory import retain_freed_host_memory
 from ssd_jax.logs import quiet_library_logs
 from ssd_jax.pipeline import StageSettingsChangedError, run_pipeline
 
@@ -21,7 +20,6 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_library_logs()
-    retain_freed_host_memory()
     try:
         run_pipeline(_CONFIG.value)
     except (FileNotFoundError, ValueError, StageSettingsChangedError) as error:

@@ -15,7 +15,6 @@ from absl import app, logging
 from ml_collections import config_flags
 
 from ssd_jax.data.pipeline import NoTrainingDataError
-from ssd_jax.host_memory import retain_freed_host_memory
 from ssd_jax.logs import quiet_library_logs
 from ssd_jax.parallel.distributed import initialize_distributed
 from ssd_jax.training.checkpointing import RunMismatchError
@@ -28,7 +27,6 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_library_logs()
-    retain_freed_host_memory()
     initialize_distributed()
     try:
         result = train_from_config(_CONFIG.value)
