@@ -58,8 +58,8 @@ def one_device_run(batches):
 def assert_same_training(got, want, mesh_shape) -> None:
     """Equal losses and gradient norms; parameters within 2 % of one step's largest change, the
     peak learning rate 1e-3 (Adam magnifies rounding where a gradient is ~0: its update there is
-    ±lr whatever the gradient's size, so a different summation order moves it); parameters split over every mesh axis of size > 1
-    except `data` (which only splits the batch)."""
+    ±lr whatever the gradient's size, so a different summation order moves it); parameters
+    split over every mesh axis of size > 1 except `data` (which only splits the batch)."""
     history, params, shardings = got
     want_history, want_params, _ = want
     np.testing.assert_allclose(history, want_history, rtol=2e-5)

@@ -59,7 +59,7 @@ def grouped_query_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.
     every layer's `[B, H, T, S]` weights for the backward pass: less memory, and on XLA's CPU
     backend a faster training step (SmolLM2-135M: no stacked weights written and re-read).
     """
-    return _ungrouped(_attend(_grouped(q, k.shape[1]), k, v, mask)[0])
+    return _attention_forward(q, k, v, mask)[0]
 
 
 def _attention_forward(q, k, v, mask):

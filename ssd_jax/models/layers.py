@@ -64,7 +64,7 @@ def gated_mlp(x: jax.Array, gate: jax.Array, up: jax.Array, down: jax.Array) -> 
     gradients transposed, element by element (measured on SmolLM2-135M: ~0.5 s of a 3.6 s
     training step); the hand-written form feeds the same products to plain matmuls.
     """
-    return (jax.nn.silu(x @ gate) * (x @ up)) @ down
+    return _gated_mlp_forward(x, gate, up, down)[0]
 
 
 def _gated_mlp_forward(x, gate, up, down):
