@@ -60,6 +60,20 @@ def weight_decay_mask(model: nnx.Module) -> dict[str, Any]:
     return decays.to_pure_dict()
 
 
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """Scales the gradients by `min(1, max_norm / global_norm)`, as `optax.clip_by_global_norm`
+    does, but with one multiply by a scalar: XLA fuses a multiply into AdamW's moment updates,
+    while optax's per-element divide makes it write a clipped copy of every gradient first
+    (~0.1 s of a SmolLM2-135M step on CPU)."""
+
+    def update(updates, state, params=None):
+        del params
+        scale = jnp.minimum(1.0, max_norm / optax.global_norm(updates))
+        return jax.tree.map(lambda g: g * scale.astype(g.dtype), updates), state
+
+    return optax.GradientTransformation(optax.init_empty_state, update)
+
+
 def make_optimizer(settings: OptimizerSettings, decay_mask: Any) -> optax.GradientTransformation:
     """Clip by global norm, then AdamW with the warmup-cosine schedule; `decay_mask` (a tree of
     bools like the parameters, see `weight_decay_mask`) says which parameters decay."""
@@ -72,4 +86,4 @@ def make_optimizer(settings: OptimizerSettings, decay_mask: Any) -> optax.Gradie
     )
     if settings.grad_clip <= 0:
         return adamw
-    return optax.chain(optax.clip_by_global_norm(settings.grad_clip), adamw)
+    return optax.chain(clip_by_global_norm(settings.grad_clip), adamw)
