@@ -45,9 +45,11 @@ def _masked_scores(q: jax.Array, k: jax.Array, mask: jax.Array) -> jax.Array:
 def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Grouped queries → (output `[B, K, G, T, D]`, float32 log-sum-exp of the scores `[B, K, G, T, 1]`)."""
     scores = _masked_scores(q, k, mask)
-    log_norm = jax.nn.logsumexp(scores, axis=-1, keepdims=True)
-    weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    return jnp.einsum("bkgts,bksd->bkgtd", weights, v), log_norm
+    top = jnp.max(scores, axis=-1, keepdims=True)
+    exps = jnp.exp(scores - top)
+    total = jnp.sum(exps, axis=-1, keepdims=True)
+    weights = (exps / total).astype(v.dtype)
+    return jnp.einsum("bkgts,bksd->bkgtd", weights, v), top + jnp.log(total)
 
 
 @jax.custom_vjp
@@ -72,12 +74,14 @@ def _attention_backward(residuals, d_out):
     q, k, v, mask, out, log_norm = residuals
     d_out = _grouped(d_out, k.shape[1])
     weights = jnp.exp(_masked_scores(q, k, mask) - log_norm)
-    d_v = jnp.einsum("bkgts,bkgtd->bksd", weights.astype(v.dtype), d_out)
+    # d_v and d_k contract over (group, time), the leading axes of both operands; written as
+    # `[.., D, S]` products the large `[T, S]` operand needs no transposed copy, only the small one.
+    d_v = jnp.einsum("bkgtd,bkgts->bkds", d_out, weights.astype(v.dtype)).swapaxes(-1, -2)
     d_weights = jnp.einsum("bkgtd,bksd->bkgts", d_out, v, preferred_element_type=jnp.float32)
     row_dot = jnp.sum(d_out.astype(jnp.float32) * out.astype(jnp.float32), axis=-1, keepdims=True)
     d_scores = weights * (d_weights - row_dot) * (q.shape[-1] ** -0.5)
     d_q = jnp.einsum("bkgts,bksd->bkgtd", d_scores.astype(k.dtype), k)
-    d_k = jnp.einsum("bkgts,bkgtd->bksd", d_scores.astype(q.dtype), q)
+    d_k = jnp.einsum("bkgtd,bkgts->bkds", q, d_scores.astype(q.dtype)).swapaxes(-1, -2)
     return _ungrouped(d_q), d_k, d_v, None
 
 
