@@ -170,9 +170,9 @@ def test_finished_rows_leave_the_batch_and_no_sample_changes(loaded):
     sizes = []
     decode = batched.programs._decode
 
-    def recording_decode(params, cache, key_mask, inputs, state, *rest):
+    def recording_decode(params, layer_params, cache, key_mask, inputs, state, *rest):
         sizes.append(state.done.shape[0])
-        return decode(params, cache, key_mask, inputs, state, *rest)
+        return decode(params, layer_params, cache, key_mask, inputs, state, *rest)
 
     batched.programs._decode = recording_decode
     together = batched.generate(requests, progress=False)

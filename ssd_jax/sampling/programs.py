@@ -5,8 +5,10 @@ parallel over heads / mlp / vocab on `model`), every per-row array over the batc
 (`data` × `fsdp`), the KV cache over batch and KV heads (replicated on `model` where the KV
 heads do not divide it). The cache is created by `prefill` and donated to `decode`, which
 updates it in place. Each program compiles once per (batch size, prompt bucket). On CPU the
-decode loop slices the layer weights out of their stacked arrays once, before the loop.
-Finished rows are dropped from a batch as it decodes (`SamplingPrograms`).
+sampler slices the layer weights out of their stacked arrays once, when it is built, and keeps
+them (a second copy of the block weights for the sampler's lifetime): a slice inside the decode
+loop would copy every weight at every step, and one per decode call costs ~6 ms per step at
+batch 32. Finished rows are dropped from a batch as it decodes (`SamplingPrograms`).
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ CHECK_EVERY = 32  # Decode steps between checks for finished rows to drop (see S
 
 @functools.lru_cache(maxsize=8)
 def _jitted(graphdef: nnx.GraphDef, param_treedef, param_leaves: tuple, rows: NamedSharding,
-            cache_sharding: NamedSharding, steps_per_call: int, hoist_weights: bool):
-    """The jitted (prefill, decode, select) programs; shared by every sampler of the same model and
-    shardings, so samplers differing only in seed, stop ids or stop strings reuse compiled programs.
-    Each compiles once per batch shape."""
+            cache_sharding: NamedSharding, steps_per_call: int, sliced_layers: int):
+    """The jitted (prefill, decode, select, slice_layers) programs; shared by every sampler of the
+    same model and shardings, so samplers differing only in seed, stop ids or stop strings reuse
+    compiled programs. Each compiles once per batch shape. With `sliced_layers` (the layer
+    count; 0 = none) decode takes the layers' weights pre-sliced by `slice_layers`."""
     param_shardings = jax.tree.unflatten(param_treedef, param_leaves)
+    layer_shardings = _layer_shardings(param_shardings["blocks"], sliced_layers) if sliced_layers else None
     replicated = NamedSharding(rows.mesh, PartitionSpec())
     cache_shardings = KVCache(cache_sharding, cache_sharding)
     inputs = loop.DecodeInputs(*[rows] * len(loop.DecodeInputs._fields))
@@ -45,22 +49,25 @@ def _jitted(graphdef: nnx.GraphDef, param_treedef, param_leaves: tuple, rows: Na
         cache = loop.prefill(nnx.merge(graphdef, params), tokens, positions, key_mask)
         return cache, loop.initial_state(inputs, max_new_tokens)
 
-    def decode(params, cache, key_mask, inputs, state, seed, eos_ids, stop_ids):
+    def decode(params, layer_params, cache, key_mask, inputs, state, seed, eos_ids, stop_ids):
         model = nnx.merge(graphdef, params)
         return loop.decode(model, cache, key_mask, inputs, state, seed, eos_ids, stop_ids, steps_per_call,
-                           hoist_weights)
+                           layer_params)
 
     prefill = jax.jit(prefill, in_shardings=(param_shardings, rows, rows, rows, inputs),
                       out_shardings=(cache_shardings, state), static_argnums=5)
     decode = jax.jit(
         decode,
-        in_shardings=(param_shardings, cache_shardings, rows, inputs, state, replicated, replicated, replicated),
+        in_shardings=(param_shardings, layer_shardings, cache_shardings, rows, inputs, state, replicated,
+                      replicated, replicated),
         out_shardings=(state, cache_shardings),
-        donate_argnums=(1, 4),
+        donate_argnums=(2, 5),
     )
     select = jax.jit(loop.select_rows, in_shardings=(replicated, cache_shardings, rows, inputs, state),
                      out_shardings=(cache_shardings, rows, inputs, state))
-    return prefill, decode, select
+    slice_layers = jax.jit(lambda params: nnx.merge(graphdef, params).layer_params(),
+                           in_shardings=(param_shardings,), out_shardings=layer_shardings)
+    return prefill, decode, select, slice_layers
 
 
 class SamplingPrograms:
@@ -94,10 +101,12 @@ class SamplingPrograms:
         self.batch_sizes = _halvings(batch_size, batch_devices)
         steps_per_call = CHECK_EVERY if len(self.batch_sizes) > 1 else max_new_tokens
         leaves, treedef = jax.tree.flatten(param_shardings)
-        hoist_weights = mesh.devices.flat[0].platform == "cpu"  # see loop.decode
-        self._prefill, self._decode, self._select = _jitted(
-            graphdef, treedef, tuple(leaves), rows, cache_sharding, steps_per_call, hoist_weights
+        on_cpu = mesh.devices.flat[0].platform == "cpu"
+        sliced_layers = config.num_layers if on_cpu else 0  # see the module docstring
+        self._prefill, self._decode, self._select, slice_layers = _jitted(
+            graphdef, treedef, tuple(leaves), rows, cache_sharding, steps_per_call, sliced_layers
         )
+        self.layer_params = slice_layers(self.params) if sliced_layers else None
 
     def prefill(self, batch: HostBatch) -> tuple[KVCache, loop.DecodeState]:
         """The cache after the batch's prompts (all but their last token) and the initial decode state."""
@@ -113,7 +122,7 @@ class SamplingPrograms:
         results = loop.nothing_drawn(rows_in_batch, self.max_new_tokens)
         held = np.arange(rows_in_batch)  # the batch row each current row holds; -1: filler
         while True:
-            state, cache = self._decode(self.params, cache, key_mask, inputs, state, *scalars)
+            state, cache = self._decode(self.params, self.layer_params, cache, key_mask, inputs, state, *scalars)
             done = np.asarray(jax.device_get(state.done))
             if done.all() or int(state.step) >= self.max_new_tokens:
                 return _collect(results, held, state.outputs)
@@ -134,6 +143,12 @@ class SamplingPrograms:
     def run(self, batch: HostBatch, seed: int, eos_ids: np.ndarray, stop_ids: np.ndarray) -> loop.DecodeOutputs:
         """Prefills and decodes one batch."""
         return self.decode(*self.prefill(batch), batch, seed, eos_ids, stop_ids)
+
+
+def _layer_shardings(block_shardings, num_layers: int) -> tuple[dict[str, NamedSharding], ...]:
+    """Each layer's sharding: its stacked weight's, less the leading (unsharded) `layers` axis."""
+    one = {name: NamedSharding(s.mesh, PartitionSpec(*s.spec[1:])) for name, s in block_shardings.items()}
+    return (one,) * num_layers
 
 
 def _halvings(batch_size: int, multiple_of: int) -> tuple[int, ...]:
