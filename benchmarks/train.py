@@ -15,13 +15,18 @@ give the median wall and CPU time: a process that sat idle through the other sid
 next step slower, ssd-jax much more than PyTorch (XLA's CPU runtime maps its large temporaries
 afresh at every step, ~357k page faults for SmolLM2 at batch 2 × 256, and faulting them in costs
 more after an idle pause), so alternating single steps would measure that pause, not training.
+Each side runs as it is meant to run on a CPU: ssd-jax with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`
+(the README's setting for CPU training: malloc backs large blocks with transparent huge pages,
+which cuts those faults ~350× and our step by ~0.2 s), PyTorch as it ships, with the default
+malloc (the setting does not help it: see the README). `--huge-pages both|none` runs both sides
+alike.
 MFU divides the model FLOPs of a step by the step time and by the
 machine's float32 matmul peak, measured in the same run before and after the steps (the best
 of XLA and PyTorch on a 2048³ matmul). `--single-thread` pins both to one thread: on a shared
 machine, multi-threaded timings swing with other tenants' load (PyTorch's OpenMP barriers
 suffer most), single-threaded ones much less.
 
-    python benchmarks/train.py [--batch 2] [--length 256] [--rounds 3] [--steps_per_turn 3] [--single-thread]
+    python benchmarks/train.py [--batch 2] [--length 256] [--rounds 3] [--steps_per_turn 3] [--single-thread] [--huge-pages ssd-jax|both|none]
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import time
 import numpy as np
 
 LEARNING_RATE = 1e-5
+HUGE_PAGES = "glibc.malloc.hugetlb=1"  # malloc asks for transparent huge pages (README: CPU runs)
 _RESULT = "RESULT "
 
 
@@ -183,6 +189,8 @@ class Worker:
         command = [sys.executable, __file__, "--worker", side, "--model", args.model, "--hf-dir", hf_dir,
                    "--batch", str(args.batch), "--length", str(args.length)]
         env = dict(os.environ)
+        if args.huge_pages in (side, "both"):
+            env["GLIBC_TUNABLES"] = HUGE_PAGES
         if args.single_thread:
             env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                        XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
@@ -214,6 +222,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="turns per side, alternating")
     parser.add_argument("--steps_per_turn", type=int, default=3, help="consecutive steps in a turn (at least 2)")
     parser.add_argument("--single-thread", action="store_true", help="one thread per framework")
+    parser.add_argument("--huge-pages", choices=("ssd-jax", "both", "none"), default="ssd-jax",
+                        help=f"which workers run with GLIBC_TUNABLES={HUGE_PAGES}")
     parser.add_argument("--worker", choices=("ssd-jax", "pytorch"), help=argparse.SUPPRESS)
     parser.add_argument("--hf-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -243,6 +253,8 @@ def main() -> None:
 
     peak, flops, tokens_per_step = max(peaks.values()), ours.ready["flops"], args.batch * args.length
     threads = "1 thread each" if args.single_thread else f"{os.cpu_count()} cores, {theirs.ready['threads']} torch threads"
+    threads += {"ssd-jax": f", ssd-jax with GLIBC_TUNABLES={HUGE_PAGES}", "none": ", default malloc",
+                "both": f", both with GLIBC_TUNABLES={HUGE_PAGES}"}[args.huge_pages]
     print(f"\nSmolLM2-135M training step, float32, CPU ({threads}; load average {load_before:.1f} → "
           f"{os.getloadavg()[0]:.1f}); batch {args.batch} × {args.length} tokens; {args.rounds} alternating turns of "
           f"{args.steps_per_turn} steps after one warm-up step (ssd-jax's includes compiling: "
