@@ -13,6 +13,7 @@ from ssd_jax.data.records import read_records
 from ssd_jax.training import state
 from ssd_jax.training.optimizer import (
     OptimizerSettings,
+    clip_by_global_norm,
     learning_rate_schedule,
     make_optimizer,
     weight_decay_mask,
@@ -117,6 +118,18 @@ def test_schedule_warms_up_linearly_then_decays_by_cosine_to_the_final_rate():
     got = np.array([float(schedule(s)) for s in range(10)])
     cosine = 1e-4 + 0.5 * (1e-3 - 1e-4) * (1 + np.cos(np.pi * np.arange(6) / 5))
     np.testing.assert_allclose(got, np.concatenate([1e-3 * np.arange(1, 5) / 4, cosine]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.1, 10.0])
+def test_clipping_matches_optax_below_and_above_the_limit(scale):
+    rng = np.random.default_rng(0)
+    grads = {"a": jnp.asarray(scale * rng.standard_normal((4, 3)), jnp.float32),
+             "b": jnp.asarray(scale * rng.standard_normal((5,)), jnp.float32)}
+    ours, _ = clip_by_global_norm(1.0).update(grads, optax.EmptyState())
+    theirs, _ = optax.clip_by_global_norm(1.0).update(grads, optax.EmptyState())
+    assert float(optax.global_norm(ours)) <= 1.0 + 1e-6
+    for name in grads:
+        np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-6, atol=0)
 
 
 def test_adamw_decays_matrices_but_not_norm_scales(tiny):
