@@ -27,7 +27,6 @@ from ssd_jax.parallel.rules import DEFAULT_RULES, Rules, logical_to_spec
 from ssd_jax.sampling import loop
 from ssd_jax.sampling.batching import HostBatch
 
-
 CHECK_EVERY = 32  # Decode steps between checks for finished rows to drop (see SamplingPrograms).
 
 

@@ -26,7 +26,13 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from ssd_jax.sampling.batching import BatchRow, HostBatch, bucket_for, build_batch, length_buckets
+from ssd_jax.sampling.batching import (
+    BatchRow,
+    HostBatch,
+    bucket_for,
+    build_batch,
+    length_buckets,
+)
 from ssd_jax.sampling.completions import Completion, make_completion
 from ssd_jax.sampling.programs import SamplingPrograms
 
