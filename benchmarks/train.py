@@ -11,20 +11,23 @@ Each side runs in its own worker process, so neither framework's idle thread poo
 with the other's work. After a warm-up step each, the sides take turns (so load changes on a
 shared machine hit both alike); a turn is `--steps_per_turn` consecutive steps, as a training
 loop runs them. The first step of each turn is reported apart ("first of a turn") and the rest
-give the median wall and CPU time: a process that sat idle through the other side's turn runs its
-next step slower, ssd-jax much more than PyTorch (XLA's CPU runtime maps its large temporaries
-afresh at every step, ~357k page faults for SmolLM2 at batch 2 × 256, and faulting them in costs
-more after an idle pause), so alternating single steps would measure that pause, not training.
+give the median wall and CPU time: a process that sat idle through the other side's turn runs
+its next step slower, ssd-jax much more than PyTorch (3.4-4.7 s in our runs against ~2.5 s, and
+no better with huge pages, so page faults do not explain it), so alternating single steps would
+measure that pause, not training.
+
 Each side runs as it is meant to run on a CPU: ssd-jax with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`
-(the README's setting for CPU training: malloc backs large blocks with transparent huge pages,
-which cuts those faults ~350× and our step by ~0.2 s), PyTorch as it ships, with the default
-malloc (the setting does not help it: see the README). `--huge-pages both|none` runs both sides
-alike.
-MFU divides the model FLOPs of a step by the step time and by the
-machine's float32 matmul peak, measured in the same run before and after the steps (the best
-of XLA and PyTorch on a 2048³ matmul). `--single-thread` pins both to one thread: on a shared
-machine, multi-threaded timings swing with other tenants' load (PyTorch's OpenMP barriers
-suffer most), single-threaded ones much less.
+(the README's setting for CPU training: malloc backs large blocks with transparent huge pages;
+XLA's CPU runtime allocates a step's ~1.4 GB of temporaries afresh, and this cuts the page
+faults from ~357k to ~1k per step and our step by ~0.2 s), PyTorch as it ships, with the
+default malloc (the setting does not help it: see the README). `--huge-pages both|none` runs
+both sides alike.
+
+MFU divides the model FLOPs of a step by the step time and by the machine's float32 matmul
+peak, measured in the same run before and after the steps (the best of XLA and PyTorch on a
+2048³ matmul). `--single-thread` pins both to one thread: on a shared machine, multi-threaded
+timings swing with other tenants' load (PyTorch's OpenMP barriers suffer most),
+single-threaded ones much less.
 
     python benchmarks/train.py [--batch 2] [--length 256] [--rounds 3] [--steps_per_turn 3] [--single-thread] [--huge-pages ssd-jax|both|none]
 """
