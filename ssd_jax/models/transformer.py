@@ -159,7 +159,7 @@ class Transformer(nnx.Module):
         tokens: jax.Array,
         positions: jax.Array,
         cache: KVCache,
-        write_index: jax.Array,
+        write_index: jax.Array | int,
         key_mask: jax.Array,
         layer_params: tuple[dict[str, jax.Array], ...] | None = None,
     ) -> tuple[jax.Array, KVCache]:
@@ -169,10 +169,14 @@ class Transformer(nnx.Module):
 
         The layers are unrolled (one cache array per layer, updated in place, see kv_cache);
         `layer_params` are `self.layer_params()`, given by callers that hoist them out of a loop.
-        One token per row (decode) attends with `kv_cache.attend_one_token`.
+        One token per row (decode) attends with `kv_cache.attend_one_token`. A static (Python
+        int) `write_index` lets the queries attend to the slots up to their own only, not to the
+        whole cache: a prefill at slot 0 then costs the same however many slots follow it.
         """
         config, inv_freq = self.config, layers.rope_inverse_frequencies(self.config)
         mask = attention.cached_mask(key_mask, write_index, tokens.shape[1])
+        seen = write_index + tokens.shape[1] if isinstance(write_index, int) else cache.max_len
+        mask = mask[..., :seen]
         zero = jnp.zeros((), jnp.int32)
         at = (zero, zero, jnp.asarray(write_index, jnp.int32), zero)
         x, keys, values = self._embed(tokens), [], []
@@ -181,7 +185,7 @@ class Transformer(nnx.Module):
             layer_keys = jax.lax.dynamic_update_slice(layer_keys, k.astype(layer_keys.dtype), at)
             layer_values = jax.lax.dynamic_update_slice(layer_values, v.astype(layer_values.dtype), at)
             attend = attend_one_token if tokens.shape[1] == 1 else attention.grouped_query_attention
-            out = attend(q, layer_keys.astype(q.dtype), layer_values.astype(q.dtype), mask)
+            out = attend(q, layer_keys[:, :, :seen].astype(q.dtype), layer_values[:, :, :seen].astype(q.dtype), mask)
             x = _finish_block(p, x, out, config)
             keys.append(layer_keys)
             values.append(layer_values)

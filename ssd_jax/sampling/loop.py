@@ -58,7 +58,7 @@ def prefill(model: Transformer, tokens: jax.Array, positions: jax.Array, key_mas
     """Writes `tokens [B, P - 1]` into a new cache with as many slots as `key_mask [B, S]`."""
     batch, slots = key_mask.shape
     cache = init_cache(model.config, batch, slots)
-    _, cache = model.forward_cached(tokens, positions, cache, jnp.int32(0), key_mask)
+    _, cache = model.forward_cached(tokens, positions, cache, 0, key_mask)
     return cache
 
 
