@@ -31,7 +31,7 @@ def chat(loaded, text: str) -> str:
 
 
 def requests(loaded, temperature=0.9, top_k=20, top_p=0.9, count=3, samples=2):
-    """`count` prompts of 36, 40, 44 ... tokens (one length bucket: 48), `samples` samples each."""
+    """`count` prompts of 36, 40, 44 ... tokens (length buckets 40, 40, 48, ...), `samples` samples each."""
     return [
         SampleRequest(f"task-{i}", j, chat(loaded, "square " + "x" * (10 + 4 * i)), temperature, top_k, top_p)
         for i in range(count)
@@ -85,7 +85,7 @@ def test_a_sample_does_not_depend_on_its_batch(loaded, sampler):
     alone = sampler.generate([target], progress=False)[0]
     long_prompt = chat(loaded, "a longer prompt moves the batch to the next bucket " * 2)
     others = [dataclasses.replace(target, prompt_id=f"other-{i}", prompt_text=long_prompt) for i in range(3)]
-    crowded = sampler.generate([*others, target], progress=False)[-1]  # last row, bucket 192 instead of 48
+    crowded = sampler.generate([*others, target], progress=False)[-1]  # last row, bucket 128 instead of 40
     assert alone.token_ids == crowded.token_ids
     np.testing.assert_allclose(alone.logprobs, crowded.logprobs, atol=1e-5)
     different = sampler.generate([dataclasses.replace(target, sample_index=1)], progress=False)[0]
