@@ -54,11 +54,14 @@ class DecodeOutputs(NamedTuple):
     finish: jax.Array  # int32 [B]: FINISH_LENGTH | FINISH_EOS | FINISH_STOP
 
 
-def prefill(model: Transformer, tokens: jax.Array, positions: jax.Array, key_mask: jax.Array) -> KVCache:
-    """Writes `tokens [B, P - 1]` into a new cache with as many slots as `key_mask [B, S]`."""
+def prefill(model: Transformer, tokens: jax.Array, positions: jax.Array, key_mask: jax.Array,
+            layer_params: tuple[dict[str, jax.Array], ...] | None = None) -> KVCache:
+    """Writes `tokens [B, P - 1]` into a new cache with as many slots as `key_mask [B, S]`.
+
+    `layer_params`: the layers' weights pre-sliced by the caller, as for `decode`."""
     batch, slots = key_mask.shape
     cache = init_cache(model.config, batch, slots)
-    _, cache = model.forward_cached(tokens, positions, cache, 0, key_mask)
+    _, cache = model.forward_cached(tokens, positions, cache, 0, key_mask, layer_params)
     return cache
 
 

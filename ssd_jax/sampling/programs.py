@@ -6,9 +6,9 @@ parallel over heads / mlp / vocab on `model`), every per-row array over the batc
 heads do not divide it). The cache is created by `prefill` and donated to `decode`, which
 updates it in place. Each program compiles once per (batch size, prompt bucket). On CPU the
 sampler slices the layer weights out of their stacked arrays once, when it is built, and keeps
-them (a second copy of the block weights for the sampler's lifetime): a slice inside the decode
-loop would copy every weight at every step, and one per decode call costs ~6 ms per step at
-batch 32. Finished rows are dropped from a batch as it decodes (`SamplingPrograms`).
+them (a second copy of the block weights for the sampler's lifetime) for prefill and decode: a
+slice inside the decode loop would copy every weight at every step, and one per decode call
+costs ~6 ms per step at batch 32. Finished rows are dropped from a batch as it decodes (`SamplingPrograms`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _jitted(graphdef: nnx.GraphDef, param_treedef, param_leaves: tuple, rows: Na
     """The jitted (prefill, decode, select, slice_layers) programs; shared by every sampler of the
     same model and shardings, so samplers differing only in seed, stop ids or stop strings reuse
     compiled programs. Each compiles once per batch shape. With `sliced_layers` (the layer
-    count; 0 = none) decode takes the layers' weights pre-sliced by `slice_layers`."""
+    count; 0 = none) prefill and decode take the layers' weights pre-sliced by `slice_layers`."""
     param_shardings = jax.tree.unflatten(param_treedef, param_leaves)
     layer_shardings = _layer_shardings(param_shardings["blocks"], sliced_layers) if sliced_layers else None
     replicated = NamedSharding(rows.mesh, PartitionSpec())
@@ -44,8 +44,8 @@ def _jitted(graphdef: nnx.GraphDef, param_treedef, param_leaves: tuple, rows: Na
     inputs = loop.DecodeInputs(*[rows] * len(loop.DecodeInputs._fields))
     state = loop.DecodeState(replicated, rows, rows, loop.DecodeOutputs(*[rows] * len(loop.DecodeOutputs._fields)))
 
-    def prefill(params, tokens, positions, key_mask, inputs, max_new_tokens):
-        cache = loop.prefill(nnx.merge(graphdef, params), tokens, positions, key_mask)
+    def prefill(params, layer_params, tokens, positions, key_mask, inputs, max_new_tokens):
+        cache = loop.prefill(nnx.merge(graphdef, params), tokens, positions, key_mask, layer_params)
         return cache, loop.initial_state(inputs, max_new_tokens)
 
     def decode(params, layer_params, cache, key_mask, inputs, state, seed, eos_ids, stop_ids):
@@ -53,8 +53,8 @@ def _jitted(graphdef: nnx.GraphDef, param_treedef, param_leaves: tuple, rows: Na
         return loop.decode(model, cache, key_mask, inputs, state, seed, eos_ids, stop_ids, steps_per_call,
                            layer_params)
 
-    prefill = jax.jit(prefill, in_shardings=(param_shardings, rows, rows, rows, inputs),
-                      out_shardings=(cache_shardings, state), static_argnums=5)
+    prefill = jax.jit(prefill, in_shardings=(param_shardings, layer_shardings, rows, rows, rows, inputs),
+                      out_shardings=(cache_shardings, state), static_argnums=6)
     decode = jax.jit(
         decode,
         in_shardings=(param_shardings, layer_shardings, cache_shardings, rows, inputs, state, replicated,
@@ -110,7 +110,7 @@ class SamplingPrograms:
     def prefill(self, batch: HostBatch) -> tuple[KVCache, loop.DecodeState]:
         """The cache after the batch's prompts (all but their last token) and the initial decode state."""
         host = (batch.prefill_tokens, batch.prefill_positions, batch.key_mask, batch.inputs)
-        return self._prefill(self.params, *self._on_rows(host), self.max_new_tokens)
+        return self._prefill(self.params, self.layer_params, *self._on_rows(host), self.max_new_tokens)
 
     def decode(self, cache: KVCache, state: loop.DecodeState, batch: HostBatch, seed: int,
                eos_ids: np.ndarray, stop_ids: np.ndarray) -> loop.DecodeOutputs:
