@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ssd_jax.data.problem import Problem
-from ssd_jax.evaluation.benchmarks import load_benchmark
-from ssd_jax.evaluation.benchmarks.humaneval import default_humaneval_path
-from ssd_jax.evaluation.benchmarks.safe_pickle import UnsafePickleError, decode_compressed
-from ssd_jax.evaluation.prompts import SYSTEM_MESSAGE_GENERIC, benchmark_messages
+from ssd_jax.evaluation.evaluator import SYSTEM_MESSAGE_GENERIC, benchmark_messages
+from ssd_jax.problems import load_benchmark
+from ssd_jax.problems.humaneval import default_humaneval_path
+from ssd_jax.problems.safe_pickle import UnsafePickleError, decode_compressed
+from ssd_jax.problems.types import Problem
 
 DATA = Path(__file__).parent / "data" / "evaluation"
 LCB = DATA / "livecodebench"

@@ -5,13 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from ssd_jax.evaluation.benchmarks import load_benchmark
-from ssd_jax.evaluation.benchmarks.humaneval import canonical_solutions
-from ssd_jax.evaluation.compare import stdout_matches, value_matches
 from ssd_jax.evaluation.engine import GradingJob, grade_all
-from ssd_jax.evaluation.extract import extract_code
-from ssd_jax.evaluation.grading import GradeResult, GradingLimits, grade
-from ssd_jax.evaluation.isolation import resolve_isolation
+from ssd_jax.evaluation.evaluator import extract_code
+from ssd_jax.evaluation.grading import GradeResult, GradingLimits, grade, stdout_matches, value_matches
+from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
+from ssd_jax.problems import load_benchmark
+from ssd_jax.problems.humaneval import canonical_solutions
 
 DATA = Path(__file__).parent / "data" / "evaluation"
 LIMITS = GradingLimits(per_test_timeout_s=3, memory_mb=1024, max_output_mb=4)
@@ -58,7 +57,7 @@ def test_memory_and_output_limits_fail_a_test(lcb_problems):
 
 
 def test_program_never_sees_expected_outputs(lcb_problems, monkeypatch):
-    from ssd_jax.evaluation.session import Session
+    from ssd_jax.evaluation.sandbox.session import Session
 
     sent = []
     original = Session.send
@@ -129,7 +128,7 @@ def test_missing_code_fails_without_running(lcb_problems):
 
 def test_grader_failures_are_retried_once_then_recorded(lcb_problems, monkeypatch):
     from ssd_jax.evaluation import engine
-    from ssd_jax.evaluation.session import SandboxCrashed
+    from ssd_jax.evaluation.sandbox.session import SandboxCrashed
 
     attempts = []
     real_grade = engine.grade

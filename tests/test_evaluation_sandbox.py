@@ -9,12 +9,12 @@ import time
 import pytest
 
 from ssd_jax.evaluation import sandbox
-from ssd_jax.evaluation.benchmarks.types import BenchmarkProblem
-from ssd_jax.evaluation.benchmarks.types import TestCase as Case
 from ssd_jax.evaluation.engine import GradingJob, grade_all
 from ssd_jax.evaluation.grading import GradingLimits
-from ssd_jax.evaluation.isolation import SandboxUnavailableError, resolve_isolation
-from ssd_jax.evaluation.limits import Limits
+from ssd_jax.evaluation.sandbox.isolation import SandboxUnavailableError, resolve_isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
+from ssd_jax.problems.types import BenchmarkProblem
+from ssd_jax.problems.types import IOTest as Case
 
 SECRET = "ssd-test-secret-7f3a9c"
 LIMITS = Limits(timeout_s=1.5, memory_mb=512, max_processes=32, max_file_mb=8, max_output_mb=4)
@@ -189,7 +189,7 @@ def test_hostile_samples_in_one_graded_batch_each_get_their_verdict(listening_se
 
 
 def test_missing_bubblewrap_is_an_error_naming_what_to_install(monkeypatch):
-    from ssd_jax.evaluation import isolation
+    from ssd_jax.evaluation.sandbox import isolation
 
     monkeypatch.setattr(isolation, "find_bwrap", lambda: None)
     isolation.resolve_isolation.cache_clear()

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 
 from tqdm import tqdm
 
-from ssd_jax.evaluation.benchmarks.types import BenchmarkProblem
 from ssd_jax.evaluation.grading import GradeResult, GradingLimits, grade, no_code_result, num_tests, start_session
-from ssd_jax.evaluation.isolation import Isolation
-from ssd_jax.evaluation.session import Session
+from ssd_jax.evaluation.sandbox.isolation import Isolation
+from ssd_jax.evaluation.sandbox.session import Session
+from ssd_jax.problems.types import BenchmarkProblem
 
 ATTEMPTS = 2
 

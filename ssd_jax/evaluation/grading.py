@@ -1,7 +1,7 @@
 """Grade one sample: all of its tests in one sandboxed interpreter, stopping at the first failure.
 
-The harness (see harness.py) loads the program once, then the evaluator sends one test at a
-time and judges each reply itself (compare.py). Program semantics follow LiveCodeBench's
+The harness (see sandbox/harness.py) loads the program once, then the evaluator sends one test at a
+time and judges each reply itself (output matching, below). Program semantics follow LiveCodeBench's
 runner: LiveCodeBench programs run after its import prelude (`from collections import *`,
 `sys.setrecursionlimit(50000)`, …; see prelude.py); a stdin program runs as `__main__` once per test and
 `exit()` ends it normally; a functional test calls `Solution().<func_name>(*args)` on a fresh
@@ -12,16 +12,17 @@ a HumanEval program (prompt, code, test, `check(entry_point)`) passes when it ra
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import json
 import time
+from typing import Any
 
-from ssd_jax.evaluation.benchmarks.types import BenchmarkProblem
-from ssd_jax.evaluation.compare import stdout_matches, value_matches
-from ssd_jax.evaluation.isolation import Isolation
-from ssd_jax.evaluation.limits import Limits
 from ssd_jax.evaluation.prelude import prelude_for
 from ssd_jax.evaluation.sandbox import classify
-from ssd_jax.evaluation.session import STARTUP_TIMEOUT_S, Session
+from ssd_jax.evaluation.sandbox.isolation import Isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
+from ssd_jax.evaluation.sandbox.session import STARTUP_TIMEOUT_S, Session
+from ssd_jax.problems.types import BenchmarkProblem
 
 VERDICTS = ("pass", "wrong_answer", "error", "timeout", "memory", "output_limit", "killed", "not_run")
 _STATUS_OF_VERDICT = {"pass": "ok", "wrong_answer": "ok", "error": "error", "timeout": "timeout",
@@ -122,6 +123,45 @@ def _judge(problem: BenchmarkProblem, reply: dict, expected) -> tuple[str, str]:
     if ok:
         return "pass", ""
     return "wrong_answer", f"expected {_shown(expected)}, got {_shown(actual)}"
+
+
+# -- output matching: whether a test's actual output is right, by LiveCodeBench's rules ------------
+# Comparison happens here, never inside the sandbox: the program only ever sees its inputs, so it
+# cannot read or forge the expected answers.
+def _stripped_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.strip().split("\n")]
+
+
+def _decimals(line: str) -> list[decimal.Decimal] | None:
+    try:
+        return [decimal.Decimal(token) for token in line.split()]
+    except (decimal.InvalidOperation, ValueError):
+        return None
+
+
+def stdout_matches(actual: str, expected: str) -> bool:
+    """stdin tests: same number of lines after stripping the whole text; each stripped line
+    equal, or else equal as whitespace-separated decimal numbers (so `0.50` matches `0.5`)."""
+    actual_lines, expected_lines = _stripped_lines(actual), _stripped_lines(expected)
+    if len(actual_lines) != len(expected_lines):
+        return False
+    for got, want in zip(actual_lines, expected_lines):
+        if got == want:
+            continue
+        got_numbers, want_numbers = _decimals(got), _decimals(want)
+        if got_numbers is None or want_numbers is None:
+            return False
+        try:
+            if got_numbers != want_numbers:
+                return False
+        except decimal.InvalidOperation:  # signalling NaN
+            return False
+    return True
+
+
+def value_matches(actual: Any, expected: Any) -> bool:
+    """functional tests: the JSON-decoded return value (tuples already lists) equals the answer."""
+    return actual == expected
 
 
 def start_session(limits: GradingLimits, isolation: Isolation) -> Session:

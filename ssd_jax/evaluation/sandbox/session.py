@@ -21,8 +21,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from ssd_jax.evaluation.isolation import Isolation
-from ssd_jax.evaluation.limits import Limits
+from ssd_jax.evaluation.sandbox.isolation import Isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
 
 HARNESS_SOURCE = Path(__file__).with_name("harness.py").read_text()
 _BOOTSTRAP = "import marshal, sys; exec(marshal.loads(bytes.fromhex(sys.argv.pop(1))))"

@@ -7,7 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from ssd_jax.evaluation.benchmarks.types import BenchmarkProblem
+from ssd_jax.problems.types import BenchmarkProblem
 
 
 def default_humaneval_path() -> Path:

@@ -1,17 +1,32 @@
-"""One benchmark problem with everything needed to prompt for it and to grade an answer."""
+"""Programming problems: what prompt sources yield (`Problem`) and what a benchmark grades
+(`BenchmarkProblem`, with its tests)."""
 
 from __future__ import annotations
 
 import ast
 import dataclasses
 
-from ssd_jax.data.problem import Problem
-
 TEST_KINDS = ("stdin", "functional", "script")
 
 
 @dataclasses.dataclass(frozen=True)
-class TestCase:
+class Problem:
+    """A programming problem, before any chat template is applied.
+
+    `statement` is the problem text; `starter_code` is non-empty for function-style
+    (LeetCode / HumanEval) problems. A source that already has chat messages (a generic
+    JSONL with `messages`) sets `messages` and leaves prompt formatting to them.
+    """
+
+    id: str
+    statement: str
+    starter_code: str = ""
+    source: str = ""
+    messages: tuple[dict[str, str], ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class IOTest:
     """One test: `input` is stdin text (stdin) or one JSON argument per line (functional)."""
 
     input: str
@@ -34,7 +49,7 @@ class BenchmarkProblem:
     starter_code: str
     difficulty: str
     kind: str
-    tests: tuple[TestCase, ...] = ()
+    tests: tuple[IOTest, ...] = ()
     func_name: str | None = None
     entry_point: str | None = None
     check_program: str = ""
@@ -48,7 +63,7 @@ class BenchmarkProblem:
             raise ValueError(f"problem {self.id}: functional tests need metadata.func_name")
 
     def as_problem(self) -> Problem:
-        """The prompt-side view used by ssd_jax.data's prompt sources."""
+        """The prompt-side view (as ssd_jax.data's prompt sources yield it)."""
         return Problem(id=self.id, statement=self.statement, starter_code=self.starter_code, source=self.source)
 
     def script_for(self, code: str) -> str:

@@ -16,9 +16,9 @@ import dataclasses
 import signal
 import time
 
-from ssd_jax.evaluation.isolation import Isolation, resolve_isolation
-from ssd_jax.evaluation.limits import Limits
-from ssd_jax.evaluation.session import STARTUP_TIMEOUT_S, Outcome, Session
+from ssd_jax.evaluation.sandbox.isolation import Isolation, resolve_isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
+from ssd_jax.evaluation.sandbox.session import STARTUP_TIMEOUT_S, Outcome, Session
 
 STATUSES = ("ok", "error", "timeout", "memory", "killed")
 
