@@ -10,7 +10,6 @@ from ssd_jax.evaluation.evaluator import extract_code
 from ssd_jax.evaluation.grading import GradeResult, GradingLimits, grade, stdout_matches, value_matches
 from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
 from ssd_jax.problems import load_benchmark
-from ssd_jax.problems.humaneval import canonical_solutions
 
 DATA = Path(__file__).parent / "data" / "evaluation"
 LIMITS = GradingLimits(per_test_timeout_s=3, memory_mb=1024, max_output_mb=4)
@@ -72,9 +71,8 @@ def test_program_never_sees_expected_outputs(lcb_problems, monkeypatch):
 
 def test_all_humaneval_canonical_solutions_pass():
     problems = load_benchmark("humaneval")
-    solutions = canonical_solutions()
     assert len(problems) == 164
-    jobs = [GradingJob(p, solutions[p.id]) for p in problems]
+    jobs = [GradingJob(p, p.canonical_solution) for p in problems]
     results = grade_all(jobs, GradingLimits(per_test_timeout_s=10), resolve_isolation(), workers=2, progress=False)
     failed = [(p.id, r.detail) for p, r in zip(problems, results) if not r.passed]
     assert failed == []

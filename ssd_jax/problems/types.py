@@ -38,8 +38,9 @@ class IOTest:
 class BenchmarkProblem:
     """A problem of LiveCodeBench (`stdin` or `functional` tests) or HumanEval (`script`).
 
-    For `script` problems the single program to run is built by `script_for(code)`: the
-    prompt, the model's code, then `check_program` (HumanEval's `test` + `check(entry_point)`).
+    A `script` problem's program is built by `program_for(code)` (the prompt, then the model's
+    code); `check_program` is HumanEval's `test` code, which defines `check(candidate)`, and
+    `canonical_solution` the data set's reference completion.
     """
 
     id: str
@@ -53,6 +54,7 @@ class BenchmarkProblem:
     func_name: str | None = None
     entry_point: str | None = None
     check_program: str = ""
+    canonical_solution: str = ""
     platform: str = ""
     contest_date: str = ""
 
@@ -66,8 +68,8 @@ class BenchmarkProblem:
         """The prompt-side view (as ssd_jax.data's prompt sources yield it)."""
         return Problem(id=self.id, statement=self.statement, starter_code=self.starter_code, source=self.source)
 
-    def script_for(self, code: str) -> str:
-        """The whole program for a `script` problem, given the model's extracted code.
+    def program_for(self, code: str) -> str:
+        """The program of a `script` problem, given the model's extracted code.
 
         Code that defines the entry point at top level replaces the prompt's stub (the
         prompt stays above it for its imports and helpers); any other code is taken as the
@@ -75,8 +77,12 @@ class BenchmarkProblem:
         """
         if self.kind != "script":
             raise ValueError(f"problem {self.id} is {self.kind!r}, not a script problem")
-        body = f"{self.starter_code}\n\n{code}" if _defines(code, self.entry_point) else self.starter_code + code
-        return f"{body}\n\n{self.check_program}\n"
+        return f"{self.starter_code}\n\n{code}" if _defines(code, self.entry_point) else self.starter_code + code
+
+    @property
+    def check_script(self) -> str:
+        """The data set's whole check, run after the program: `check_program`, then `check(entry_point)`."""
+        return f"{self.check_program}\n\ncheck({self.entry_point})\n"
 
 
 def _defines(code: str, name: str | None) -> bool:

@@ -1,22 +1,36 @@
-"""The program that runs inside the sandbox: applies resource limits, then runs untrusted code.
+"""The program that runs inside the sandbox: a trusted loop that runs untrusted code only in children.
 
 Standard library only, and never imported by the evaluator: the sandbox's own interpreter
 compiles it once (session.compiled_harness) and every sandbox starts from that code object,
 because none of the evaluator's files are visible in there. It imports next to nothing
-(interpreter start-up is most of a sample's cost): commands arrive on descriptor `cmd_fd` as
-length-prefixed `marshal` frames (written by the evaluator, so trusted), replies leave on
-`reply_fd` as JSON lines (parsed by the evaluator with `json.loads`, so a program writing
-garbage there cannot do more than fail). Operations:
+(interpreter start-up is most of a sample's cost).
 
-- `program`: run `code` once as `__main__` with the real stdin/stdout/stderr pipes.
+Trust. This loop holds the two descriptors that talk to the evaluator: commands arrive on
+`cmd_fd` as length-prefixed `marshal` frames (written by the evaluator), replies leave on
+`reply_fd` as JSON lines. It never runs untrusted code itself. Each test (and each `program`)
+runs in a forked child that first closes both descriptors, and this process makes itself
+non-dumpable, so no child can reopen them through `/proc/<pid>/fd` or ptrace it. The loop
+answers the evaluator from what it observes from outside the child: its exit status (from
+`waitpid`) and the report the child left in a fresh memfd, forwarded as opaque base64 that
+the evaluator decodes and judges itself. A report is only the program's own output or return
+values, which the evaluator compares with answers the program never sees; nothing a child
+writes is taken as a status.
+
+Operations:
+- `program`: run `code` once as `__main__` with the real stdin/stdout/stderr; this process then
+  ends as the child ended (same exit status, or the same signal).
 - `load`, then `test` repeatedly: grade one sample. The evaluator sends one test at a time
-  (input or arguments only, never expected outputs) and decides pass/fail itself, so the
-  program never sees later tests or any answer. Each stdin test gets its input as a real
-  file descriptor 0 (so `input()`, `sys.stdin.buffer`, `readlines()`, `open(0)` and
-  `os.read(0, ...)` all work) and its output captured from `sys.stdout` up to a size cap.
+  (input or arguments only, never expected outputs); the child runs the program from scratch,
+  then the test. A stdin test gets its input as a real file descriptor 0 (so `input()`,
+  `sys.stdin.buffer`, `readlines()`, `open(0)` and `os.read(0, ...)` all work) and its output
+  captured from `sys.stdout` up to a size cap; a functional test calls the function and
+  reports its return value as JSON; a `calls` test (HumanEval) calls the entry point on each
+  recorded argument list and reports each return value as a Python literal of plain data; a
+  `check` test runs the data set's own check after the program.
 """
 
 import _json
+import binascii
 import builtins
 import io
 import marshal
@@ -27,6 +41,11 @@ import sys
 import time
 
 ERROR_CHARS = 2000
+# A child's exit statuses; any other status (or a signal) is a failure too.
+EXIT_DONE, EXIT_RAISED, EXIT_MEMORY, EXIT_OUTPUT_LIMIT = 0, 1, 3, 4
+_STATUS_OF_EXIT = {EXIT_DONE: "ok", EXIT_RAISED: "error", EXIT_MEMORY: "memory", EXIT_OUTPUT_LIMIT: "output_limit"}
+PR_SET_DUMPABLE = 4
+_real_exit = os._exit
 
 
 class OutputLimitExceeded(BaseException):
@@ -49,7 +68,7 @@ class CappedBytes(io.BytesIO):
 class Channel:
     def __init__(self, cmd_fd, reply_fd):
         self.commands = os.fdopen(cmd_fd, "rb")
-        self.reply_fd = reply_fd
+        self.cmd_fd, self.reply_fd = cmd_fd, reply_fd
         os.set_inheritable(cmd_fd, False)
         os.set_inheritable(reply_fd, False)
 
@@ -60,9 +79,40 @@ class Channel:
         return marshal.loads(self.commands.read(int.from_bytes(header, "little")))
 
     def send(self, message):
-        data = memoryview((to_json(message) + "\n").encode())
-        while data:
-            data = data[os.write(self.reply_fd, data):]
+        write_all(self.reply_fd, (to_json(message) + "\n").encode())
+
+    def close(self):
+        """Closes both descriptors (in a child, before any untrusted code runs)."""
+        for fd in (self.cmd_fd, self.reply_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def write_all(fd, data):
+    data = memoryview(data)
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def forbid_tracing():
+    """Makes this process non-dumpable: other processes of the same user (the children) can then
+    neither ptrace it nor open its descriptors through /proc/<pid>/fd."""
+    import _ctypes  # ctypes itself costs ~10 ms to import
+
+    class CInt(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class CFunction(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+        _restype_ = CInt
+
+    class Libc:
+        _handle = _ctypes.dlopen(None)
+
+    if CFunction(("prctl", Libc()))(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError("prctl(PR_SET_DUMPABLE, 0) failed")
 
 
 class RawJson(str):
@@ -100,6 +150,32 @@ def to_json(value):
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+def to_literal(value):
+    """A Python literal of `value` if it is plain data of exactly the built-in types (no
+    subclasses, so no overridden `__eq__` or `__repr__`); TypeError otherwise. Infinities and
+    NaN are written `inf` and `nan`, which the evaluator's reader accepts."""
+    kind = type(value)
+    if value is None or kind is bool:
+        return repr(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        return float.__repr__(value)
+    if kind is str:
+        return str.__repr__(value)
+    if kind is bytes:
+        return bytes.__repr__(value)
+    if kind is list:
+        return "[" + ", ".join(to_literal(item) for item in value) + "]"
+    if kind is tuple:
+        return "(" + "".join(to_literal(item) + ", " for item in value) + ")"
+    if kind is set:
+        return "{" + ", ".join(to_literal(item) for item in value) + "}" if value else "set()"
+    if kind is dict:
+        return "{" + ", ".join(to_literal(k) + ": " + to_literal(v) for k, v in value.items()) + "}"
+    raise TypeError(f"{kind.__name__} is not plain data")
+
+
 def apply_limits(rlimits):
     _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)
     for name, (soft, hard) in rlimits.items():
@@ -124,19 +200,6 @@ def short_traceback(error):
         return "".join(summary.format())[-ERROR_CHARS:]
     except BaseException:  # e.g. no memory left to format it
         return repr(error)[-ERROR_CHARS:]
-
-
-def run_program(channel, command):
-    """`program`: plain execution, exit status and streams as a real interpreter gives them."""
-    try:
-        exec(compile(command["code"], "<program>", "exec"), {"__name__": "__main__", "__builtins__": builtins})
-    except SystemExit:
-        raise
-    except BaseException as error:
-        if isinstance(error, MemoryError):
-            channel.send({"event": "memory"})
-        sys.stderr.write(short_traceback(error))
-        raise SystemExit(1)
 
 
 def set_stdin(data):
@@ -183,61 +246,166 @@ def join_new_threads(before):
             thread.join()
 
 
-class Grader:
-    """`load` then `test`s: one sample's program against one test at a time."""
+def raise_system_exit(status=0):
+    """Stands in for os._exit so a program ending itself still reports its captured output."""
+    raise SystemExit(status)
 
-    def __init__(self, command):
-        os._exit = raise_system_exit
+
+class Supervisor:
+    """Runs untrusted code in children and says, from outside, how each ended."""
+
+    def __init__(self, channel, sandboxed, report_cap):
+        self.channel = channel
+        self.sandboxed = sandboxed
+        self.report_cap = report_cap
+
+    def run(self, body):
+        """Runs `body(report_fd) -> exit status` in a child whose evaluator descriptors are closed;
+        returns (exit code, or -signal; the report it left, None if over the cap; wall seconds)."""
+        report_fd = os.memfd_create("report")
+        start = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            status = EXIT_RAISED
+            try:
+                self.channel.close()  # from here on, nothing in this process can reach the evaluator
+                os.setpgid(0, 0)
+                status = body(report_fd)
+            finally:
+                _real_exit(status)
+        _, wait_status = os.waitpid(pid, 0)
+        wall_s = time.perf_counter() - start
+        self.end_leftovers(pid)
+        size = os.fstat(report_fd).st_size
+        report = None if size > self.report_cap else os.pread(report_fd, size, 0) if size else b""
+        os.close(report_fd)
+        return os.waitstatus_to_exitcode(wait_status), report, wall_s
+
+    def end_leftovers(self, pid):
+        """Kills whatever the child left running: everything else in the sandbox's PID namespace
+        (its init excepted), or without a sandbox the child's process group."""
+        try:
+            if self.sandboxed:
+                os.kill(-1, _signal.SIGKILL)
+            else:
+                os.killpg(pid, _signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def child_status(code, report, report_cap):
+    """(status, detail) of a test's child, from its exit code and the size of its report."""
+    if report is None:
+        return "output_limit", f"report over {report_cap} bytes"
+    if code == -_signal.SIGXCPU:
+        return "timeout", "CPU-seconds limit"
+    if code < 0:
+        return "killed", f"signal {-code}"
+    return _STATUS_OF_EXIT.get(code, "error"), f"exit status {code}"
+
+
+def write_report(fd, report):
+    """The child's report, replacing anything the program wrote to the same descriptor."""
+    data = to_json(report).encode()
+    os.ftruncate(fd, 0)
+    offset = 0
+    while offset < len(data):
+        offset += os.pwrite(fd, data[offset:], offset)
+
+
+def run_program(supervisor, command):
+    """`program`: plain execution in a child; this process then ends exactly as the child did."""
+    code = compile(command["code"], "<program>", "exec")
+
+    def body(report_fd):
+        threads_before = live_threads()
+        try:
+            exec(code, {"__name__": "__main__", "__builtins__": builtins})
+            status = 0
+        except SystemExit as error:
+            status = error.code if isinstance(error.code, int) else 0 if error.code is None else 1
+            if not isinstance(error.code, int) and error.code is not None:
+                sys.stderr.write(f"{error.code}\n")
+        except BaseException as error:
+            if isinstance(error, MemoryError):
+                os.write(report_fd, b"memory")
+            sys.stderr.write(short_traceback(error))
+            status = 1
+        join_new_threads(threads_before)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+        return status & 0xFF
+
+    code, report, _ = supervisor.run(body)
+    if report == b"memory":
+        supervisor.channel.send({"event": "memory"})
+    if code >= 0:
+        _real_exit(code)
+    try:
+        _signal.signal(-code, _signal.SIG_DFL)
+    except (OSError, ValueError):  # SIGKILL and SIGSTOP keep their default anyway
+        pass
+    os.kill(os.getpid(), -code)
+    _real_exit(128 - code)
+
+
+class Grader:
+    """`load` then `test`s: one sample's program against one test at a time, each in a child."""
+
+    def __init__(self, supervisor, command):
+        self.supervisor = supervisor
         self.kind = command["kind"]
         self.output_cap = command["max_output_bytes"]
-        self.prelude = compile(command.get("prelude", ""), "<prelude>", "exec")
+        self.func_name = command.get("func_name")
+        prelude = command.get("prelude", "")
+        self.prelude = compile(prelude, "<prelude>", "exec")
         self.code = compile(command["code"], "<solution>", "exec")
-        self.function = None
-        if self.kind == "functional":
-            self.function = self._locate_function(command["func_name"])
-
-    def _locate_function(self, name):
-        namespace = {"__name__": "solution", "__builtins__": builtins}
-        set_stdin(b"")
-        stream, _ = capture_stdout(self.output_cap)
-        try:
-            exec(self.prelude, namespace)
-            exec(self.code, namespace)
-        finally:
-            release_stdout(stream)
-        solution = namespace.get("Solution")
-        if isinstance(solution, type):
-            if not callable(getattr(solution, name, None)):
-                raise AttributeError(f"class Solution has no method {name!r}")
-            return lambda *args: getattr(solution(), name)(*args)
-        if callable(namespace.get(name)):
-            return namespace[name]
-        raise NameError(f"no class Solution and no function {name!r} defined")
+        exec(self.prelude, {"__name__": "prelude"})  # trusted (the evaluator's); warms the imports children share
 
     def run_test(self, command):
+        """The reply for one test: how its child ended, observed from here, and its report as opaque
+        base64 (so nothing the program wrote can add fields or lines to the reply)."""
+        code, report, wall_s = self.supervisor.run(lambda report_fd: self._child(report_fd, command))
+        status, detail = child_status(code, report, self.supervisor.report_cap)
+        return {"index": command["index"], "status": status, "detail": detail, "wall_s": wall_s,
+                "report": binascii.b2a_base64(report or b"", newline=False).decode("ascii")}
+
+    def _child(self, report_fd, command):
+        """Runs in the child: the program, then the test; writes the report, returns the exit status."""
+        os._exit = raise_system_exit
         set_stdin(command.get("input", "").encode("utf-8", "surrogateescape"))
         stream, captured = capture_stdout(self.output_cap)
         threads_before = live_threads()
-        reply = {"index": command["index"]}
-        start = time.perf_counter()
+        report, status = {}, EXIT_DONE
         try:
-            if self.kind == "functional":
-                reply["value"] = json_value(self.function(*command["args"]))
-            else:
-                self._run_module(self.kind == "stdin")
+            if self.kind == "stdin":
+                self._run_module(exit_is_normal=True)
                 join_new_threads(threads_before)
-            reply["status"] = "ok"
+            elif self.kind == "functional":
+                function = self._locate_function()
+                report["value"] = json_value(function(*command["args"]))
+            elif "calls" in command:
+                namespace = self._run_module(exit_is_normal=False)
+                function = namespace[command["entry_point"]]
+                report["values"] = [literal_value(function(*args, **kwargs)) for args, kwargs in command["calls"]]
+            else:
+                namespace = self._run_module(exit_is_normal=False)
+                exec(compile(command["check"], "<check>", "exec"), namespace)
+                report["completed"] = True
         except MemoryError as error:
-            reply.update(status="memory", error=short_traceback(error))
+            status, report["error"] = EXIT_MEMORY, short_traceback(error)
         except OutputLimitExceeded as error:
-            reply.update(status="output_limit", error=str(error))
+            status, report["error"] = EXIT_OUTPUT_LIMIT, str(error)
         except BaseException as error:
-            reply.update(status="error", error=short_traceback(error))
-        reply["wall_s"] = time.perf_counter() - start
+            status, report["error"] = EXIT_RAISED, short_traceback(error)
         release_stdout(stream)
         if self.kind == "stdin":
-            reply["output"] = captured.getvalue().decode("utf-8", "replace")
-        return reply
+            report["output"] = captured.getvalue().decode("utf-8", "replace")
+        write_report(report_fd, report)
+        return status
 
     def _run_module(self, exit_is_normal):
         namespace = {"__name__": "__main__", "__builtins__": builtins}
@@ -247,11 +415,20 @@ class Grader:
         except SystemExit as error:
             if not exit_is_normal:
                 raise RuntimeError(f"program called exit({error.code!r}) before its checks finished")
+        return namespace
 
-
-def raise_system_exit(status=0):
-    """Stands in for os._exit so a program ending itself still reports its captured output."""
-    raise SystemExit(status)
+    def _locate_function(self):
+        namespace = {"__name__": "solution", "__builtins__": builtins}
+        exec(self.prelude, namespace)
+        exec(self.code, namespace)
+        solution = namespace.get("Solution")
+        if isinstance(solution, type):
+            if not callable(getattr(solution, self.func_name, None)):
+                raise AttributeError(f"class Solution has no method {self.func_name!r}")
+            return lambda *args: getattr(solution(), self.func_name)(*args)
+        if callable(namespace.get(self.func_name)):
+            return namespace[self.func_name]
+        raise NameError(f"no class Solution and no function {self.func_name!r} defined")
 
 
 def json_value(value):
@@ -262,9 +439,18 @@ def json_value(value):
         return {"__unserializable__": repr(value)[:ERROR_CHARS]}
 
 
-def grade(channel, command):
+def literal_value(value):
+    """The return value as a Python literal, or a marker the evaluator reads as not plain data."""
     try:
-        grader = Grader(command)
+        return to_literal(value)
+    except (TypeError, ValueError, RecursionError) as error:
+        return {"not_plain_data": str(error)[:ERROR_CHARS]}
+
+
+def grade(supervisor, command):
+    channel = supervisor.channel
+    try:
+        grader = Grader(supervisor, command)
     except MemoryError as error:
         channel.send({"loaded": False, "status": "memory", "error": short_traceback(error)})
         return
@@ -283,6 +469,7 @@ def main():
     config = marshal.loads(bytes.fromhex(sys.argv[1]))
     if hasattr(sys, "set_int_max_str_digits"):
         sys.set_int_max_str_digits(50000)  # as LiveCodeBench's evaluator sets it
+    forbid_tracing()
     channel = Channel(config["cmd_fd"], config["reply_fd"])
     install_quitters()
     channel.send({"ready": True})
@@ -290,10 +477,11 @@ def main():
     if command is None:
         return
     apply_limits(command["rlimits"])
+    supervisor = Supervisor(channel, config["sandboxed"], config["report_cap"])
     if command["op"] == "program":
-        run_program(channel, command)
+        run_program(supervisor, command)
     else:
-        grade(channel, command)
+        grade(supervisor, command)
 
 
 main()
