@@ -10,7 +10,6 @@ import pytest
 
 from ssd_jax.evaluation import sandbox
 from ssd_jax.evaluation.engine import GradingJob, grade_all
-from ssd_jax.evaluation.grading import GradingLimits
 from ssd_jax.evaluation.sandbox.isolation import SandboxUnavailableError, resolve_isolation
 from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.problems.types import BenchmarkProblem
@@ -32,7 +31,9 @@ def sandbox_processes() -> set[int]:
 def clean_machine():
     before = sandbox_processes()
     yield
-    time.sleep(0.2)
+    deadline = time.monotonic() + 2.0  # the kernel tears a killed PID namespace down asynchronously
+    while sandbox_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert sandbox_processes() - before == set(), "a sandboxed process outlived its run"
 
 
@@ -183,7 +184,7 @@ def test_hostile_samples_in_one_graded_batch_each_get_their_verdict(listening_se
         "while True:\n    print('x' * 4096)": "output_limit",
         "print(input())\nimport os\nos._exit(0)": "pass",
     }
-    limits = GradingLimits(per_test_timeout_s=1.5, memory_mb=512, max_processes=32, max_output_mb=4)
+    limits = Limits(timeout_s=1.5, memory_mb=512, max_processes=32, max_output_mb=4)
     jobs = [GradingJob(problem, code) for code in programs] + [GradingJob(problem, None)]
     results = grade_all(jobs, limits, resolve_isolation(), workers=2, progress=False)
     assert [r.verdicts[0] for r in results] == list(programs.values()) + ["not_run"]

@@ -11,7 +11,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from ssd_jax.sampling import filter_logits, sample_token
+from ssd_jax.sampling import filter_logits
 
 
 def reference_logprobs(row: np.ndarray, temperature: float, top_k: int, top_p: float) -> np.ndarray:
@@ -187,18 +187,3 @@ def test_parameter_grid_does_not_recompile():
         sizes.append(jitted._cache_size())
     assert sizes[1:] == sizes[:1] * 2
 
-
-def test_sample_token_follows_the_filtered_distribution():
-    logits = jnp.log(jnp.array([[0.5, 0.3, 0.15, 0.05]]))
-    logprobs = jnp.asarray(run_filter(logits, [1.0], [3], [1.0]))
-    draws = sample_token(jax.random.key(0), jnp.repeat(logprobs, 20000, axis=0))
-    frequencies = np.bincount(np.asarray(draws), minlength=4) / draws.shape[0]
-    np.testing.assert_allclose(frequencies, [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0.0], atol=0.015)
-
-
-def test_sample_token_with_per_row_keys_is_independent_of_the_batch():
-    logprobs = jax.nn.log_softmax(jax.random.normal(jax.random.key(1), (6, 50)))
-    keys = jax.random.split(jax.random.key(2), 6)
-    batch = np.asarray(sample_token(keys, logprobs))
-    alone = [int(sample_token(keys[i : i + 1], logprobs[i : i + 1])[0]) for i in range(6)]
-    assert batch.tolist() == alone
