@@ -19,12 +19,21 @@ SECRET = "ssd-test-secret-7f3a9c"
 LIMITS = Limits(timeout_s=1.5, memory_mb=512, max_processes=32, max_file_mb=8, max_output_mb=4)
 
 
+def sandbox_interpreter() -> tuple[str, str]:
+    """The sandbox's Python: its executable and its standard library directory."""
+    python = resolve_isolation().python
+    stdlib = subprocess.run([python, "-I", "-S", "-c", "import os; print(os.path.dirname(os.__file__))"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    return python, stdlib
+
+
 def sandbox_processes() -> set[int]:
     """PIDs of live (not zombie) processes of the sandbox's user (nobody when run as root)."""
     uid = resolve_isolation().run_as[0] if resolve_isolation().run_as else os.getuid()
+    names = {"bwrap", "python3", os.path.basename(os.path.realpath(resolve_isolation().python))[:15]}
     out = subprocess.run(["ps", "-e", "-o", "pid=,uid=,stat=,comm="], capture_output=True, text=True).stdout
     return {int(pid) for pid, owner, state, comm in (line.split(None, 3) for line in out.splitlines())
-            if int(owner) == uid and not state.startswith("Z") and comm.strip() in ("python3", "python3.11", "bwrap")}
+            if int(owner) == uid and not state.startswith("Z") and comm.strip() in names}
 
 
 @pytest.fixture
@@ -141,14 +150,16 @@ def test_killing_its_parent_leaves_the_evaluator_alive(clean_machine):
 def test_deleting_visible_files_changes_nothing_outside(tmp_path, clean_machine):
     sentinel = tmp_path / "sentinel"
     sentinel.write_text("keep")
-    code = ("import os, shutil\nfor path in ['/usr/bin/python3', '/usr/lib/python3.11/os.py', '/etc/ld.so.cache', %r]:\n"
+    python, stdlib = sandbox_interpreter()
+    files = [python, f"{stdlib}/os.py", "/etc/ld.so.cache"]
+    code = (f"import os, shutil\nfor path in {files + [str(sentinel)]!r}:\n"
             "    try:\n        os.remove(path)\n    except OSError:\n        pass\n"
-            "for root in ['/etc', '/usr/lib/python3.11/json', '/tmp']:\n    shutil.rmtree(root, ignore_errors=True)\n"
-            "print(os.path.exists('/usr/bin/python3'), os.path.exists('/usr/lib/python3.11/json'))" % str(sentinel))
+            f"for root in ['/etc', '{stdlib}/json', '/tmp']:\n    shutil.rmtree(root, ignore_errors=True)\n"
+            f"print(os.path.exists({python!r}), os.path.exists('{stdlib}/json'))")
     result = run(code)
     assert result.status == "ok" and result.stdout.strip() == "True True"
     assert sentinel.read_text() == "keep"
-    assert all(os.path.exists(p) for p in ("/usr/bin/python3", "/usr/lib/python3.11/os.py", "/etc/ld.so.cache"))
+    assert all(os.path.exists(p) for p in files)
 
 
 def test_printing_1_gb_is_cut_off_without_buffering_it(clean_machine):

@@ -1,4 +1,5 @@
-"""filter_logits against a direct NumPy statement of the rules and against HF's warpers."""
+"""filter_logits against a direct NumPy statement of the rules, against HF's warpers, and against an
+independent NumPy statement of vLLM's rule."""
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +44,25 @@ def hf_logprobs(row: np.ndarray, temperature: float, top_k: int, top_p: float) -
     if top_p < 1.0:
         scores = TopPLogitsWarper(top_p)(None, scores)
     return torch.log_softmax(scores, dim=-1)[0].numpy()
+
+
+def vllm_logprobs(row: np.ndarray, temperature: float, top_k: int, top_p: float) -> np.ndarray:
+    """vLLM's rule (its sampler's `apply_top_k_top_p`), stated in NumPy: divide by T, sort ascending,
+    remove values below the k-th largest, then over the softmax of the survivors remove every token
+    whose ascending cumulative sum is <= 1 - p, except the last (most likely) token."""
+    x = row.astype(np.float64) / temperature
+    order = np.argsort(x, kind="stable")
+    ascending = x[order]
+    if 0 < top_k < len(x):
+        ascending = np.where(ascending < ascending[len(x) - top_k], -np.inf, ascending)
+    if top_p < 1.0:
+        probs = np.exp(ascending - ascending.max())
+        removed = np.cumsum(probs / probs.sum()) <= 1 - top_p
+        removed[-1] = False
+        ascending = np.where(removed, -np.inf, ascending)
+    z = np.empty_like(x)
+    z[order] = ascending
+    return z - (z.max() + np.log(np.exp(z - z.max()).sum()))
 
 
 def run_filter(logits, temperature, top_k, top_p) -> np.ndarray:
@@ -96,6 +116,17 @@ def test_matches_hf_warper_chain_on_random_logits():
     actual = run_filter(logits, temperature, top_k, top_p)
     for row, row_params in enumerate(params):
         assert_same_distribution(actual[row], hf_logprobs(logits[row], *row_params), atol=1e-4)
+
+
+def test_matches_vllms_rule_on_random_logits():
+    """Without ties (continuous random logits) the kept set and the log-probs are vLLM's."""
+    rng = np.random.default_rng(11)
+    params = [p for p in MIXED_PARAMS if p[0] > 1e-5]
+    logits = rng.normal(scale=2.0, size=(len(params), 4096)).astype(np.float32)
+    temperature, top_k, top_p = map(np.array, zip(*params))
+    actual = run_filter(logits, temperature, top_k, top_p)
+    for row, row_params in enumerate(params):
+        assert_same_distribution(actual[row], vllm_logprobs(logits[row], *row_params), atol=1e-4)
 
 
 def test_top_k_keeps_every_token_tied_with_the_kth_value():
