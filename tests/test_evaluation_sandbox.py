@@ -5,6 +5,7 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from ssd_jax.evaluation import sandbox
 from ssd_jax.evaluation.engine import GradingJob, grade_all
 from ssd_jax.evaluation.sandbox.isolation import SandboxUnavailableError, resolve_isolation
 from ssd_jax.evaluation.sandbox.limits import Limits
+from ssd_jax.evaluation.sandbox.session import compiled_harness
 from ssd_jax.problems.types import BenchmarkProblem
 from ssd_jax.problems.types import IOTest as Case
 
@@ -28,12 +30,23 @@ def sandbox_interpreter() -> tuple[str, str]:
 
 
 def sandbox_processes() -> set[int]:
-    """PIDs of live (not zombie) processes of the sandbox's user (nobody when run as root)."""
+    """PIDs of live (not zombie) processes of the sandbox's user (nobody when run as root) that
+    run this checkout's harness (bwrap, the harness and the children it forks all carry it in
+    their command line), so that sandboxes of other checkouts on the machine do not count."""
     uid = resolve_isolation().run_as[0] if resolve_isolation().run_as else os.getuid()
     names = {"bwrap", "python3", os.path.basename(os.path.realpath(resolve_isolation().python))[:15]}
+    marker = compiled_harness(resolve_isolation())[-64:].encode()
     out = subprocess.run(["ps", "-e", "-o", "pid=,uid=,stat=,comm="], capture_output=True, text=True).stdout
     return {int(pid) for pid, owner, state, comm in (line.split(None, 3) for line in out.splitlines())
-            if int(owner) == uid and not state.startswith("Z") and comm.strip() in names}
+            if int(owner) == uid and not state.startswith("Z") and comm.strip() in names
+            and marker in _command_line(int(pid))}
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 @pytest.fixture
@@ -43,7 +56,10 @@ def clean_machine():
     deadline = time.monotonic() + 2.0  # the kernel tears a killed PID namespace down asynchronously
     while sandbox_processes() - before and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert sandbox_processes() - before == set(), "a sandboxed process outlived its run"
+    left = sandbox_processes() - before
+    shown = subprocess.run(["ps", "-o", "pid=,etimes=,args=", "-p", ",".join(map(str, left)) or "0"],
+                           capture_output=True, text=True).stdout
+    assert left == set(), f"a sandboxed process outlived its run:\n{shown[:2000]}"
 
 
 @pytest.fixture
