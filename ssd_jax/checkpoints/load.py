@@ -114,9 +114,9 @@ def local_model_files(ref: str, *, skip: tuple[str, ...] = ()) -> str:
             if entry.is_dir():
                 pending.append((entry, copy / entry.name))
             elif not (copy / entry.name).exists() or (copy / entry.name).stat().length != entry.stat().length:
-                partial = copy / (entry.name + ".partial")
+                partial = copy / f"{entry.name}.partial{os.getpid()}"  # processes sharing a disk copy side by side
                 partial.write_bytes(entry.read_bytes())
-                partial.rename(copy / entry.name)
+                partial.replace(copy / entry.name)
     return str(target)
 
 

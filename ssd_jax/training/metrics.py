@@ -89,7 +89,7 @@ class MetricsLog:
         if self._append:  # local: write beside, then rename over (never a half-written file)
             tmp = self.path.with_name(self.path.name + ".tmp")
             tmp.write_text(text, encoding="utf-8")
-            tmp.rename(self.path)
+            tmp.replace(self.path)
         else:  # remote: one object write is whole or absent
             self.path.write_text(text, encoding="utf-8")
 
