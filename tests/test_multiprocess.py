@@ -68,7 +68,10 @@ def _params(workdir: Path) -> list[np.ndarray]:
 
 
 def _results(workdir: Path) -> dict:
-    return json.loads((workdir / "eval" / "results.json").read_text())
+    """results.json, the SSD model's reference (its path in this workdir) aside."""
+    results = json.loads((workdir / "eval" / "results.json").read_text())
+    assert results["models"]["ssd"].pop("ref") == str(workdir / "train" / "final")
+    return results
 
 
 def test_two_processes_equal_one_and_survive_a_preemption(tmp_path):
