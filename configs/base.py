@@ -13,12 +13,21 @@ from ssd_jax.data.prompt_format import DEFAULT_SYSTEM_MESSAGE
 
 def get_config() -> ConfigDict:
     c = ConfigDict()
-    c.workdir = "runs/base"  # All outputs of the run: samples/, train/, eval/, report.
-    c.model = "smollm2-135m-instruct"  # Base model: HF dir, .gguf, ssd-jax model dir, or built-in name.
+    c.workdir = "runs/base"  # All outputs of the run (samples/, train/, eval/, report), a directory or gs:// URL.
+    c.model = "smollm2-135m-instruct"  # Base model: HF dir (local or gs://), .gguf, ssd-jax model dir, or built-in name.
     c.seed = 0  # Seeds sampling keys, data shuffling and anything else random.
     c.dtype = "float32"  # Compute dtype: float32 | bfloat16.
     c.param_dtype = "float32"  # Parameter storage dtype (master weights when training).
-    c.stages = "sample,train,evaluate"  # What launch/ssd.py runs, comma-separated; finished ones are skipped.
+    c.stages = "sample,train,evaluate,report"  # What launch/ssd.py runs, comma-separated; finished ones are skipped.
+    c.compilation_cache_dir = ""  # XLA's persistent compilation cache (local or gs://); "" = off.
+
+    # Joining the other processes of a pod or cluster (ssd_jax/parallel/distributed.py).
+    c.distributed = ConfigDict()
+    c.distributed.cluster_detection = "auto"  # auto (JAX's: TPU VM/GKE, Slurm, MPI, k8s) | off | a JAX detector name.
+    c.distributed.coordinator_address = ""  # host:port of process 0; set to skip detection (or JAX_COORDINATOR_ADDRESS).
+    c.distributed.num_processes = 0  # With coordinator_address (or JAX_NUM_PROCESSES).
+    c.distributed.process_id = -1  # With coordinator_address (or JAX_PROCESS_ID).
+    c.distributed.initialization_timeout_s = 300  # How long to wait for every process to join.
 
     # Device mesh (data × fsdp × model); -1 takes the devices left over.
     c.mesh = ConfigDict(dict(data=-1, fsdp=1, model=1))
@@ -95,7 +104,10 @@ def get_config() -> ConfigDict:
     c.eval.base_top_p = -1.0
     c.eval.n_samples = 10  # Samples per problem (paper: 10); pass@5 needs at least 5.
     c.eval.max_new_tokens = 1024
-    c.eval.batch_size = 32
+    c.eval.batch_size = 32  # Rows decoded at once by each process.
+    c.eval.model_parallel = 0  # Devices per model replica when sampling for evaluation (0 = sampling.model_parallel).
+    c.eval.chunk_size = 512  # Requests per generation call (samples are saved after each).
+    c.eval.rescore = False  # Re-grade the saved samples (e.g. after changing grading limits) without generating.
     c.eval.system_message = None  # None = LiveCodeBench's; "" = none.
     c.eval.workers = 0  # Sandbox workers (0 = one per core).
     c.eval.allow_unsandboxed = False  # Run generated code WITHOUT isolation. Never on shared machines.

@@ -1,20 +1,20 @@
-"""Evaluate models on a benchmark over a temperature grid, with sandboxed grading (SSD stage 3).
+"""Evaluate models on a benchmark over a temperature grid, with sandboxed grading (stage `evaluate`).
 
     python launch/evaluate.py --config=configs/<file>.py [--config.eval.<field>=<value> ...]
 
-Reads `workdir`, `model`, `seed`, `dtype`, `mesh` and `eval.*` (documented in configs/base.py
-and ssd_jax/evaluation/evaluator.py). Writes `<workdir>/eval/`: samples.jsonl,
-verdicts.jsonl, results.json, pass_at_1.png, and prints the table. Rerunning resumes;
-`--config.eval.rescore=True` (where the config has that field) re-grades the saved samples
-without generating. Runs on one host; the sampler shards over its devices as `mesh` says.
+Writes `<workdir>/eval/` (ssd_jax/stages/evaluate.py): each process's samples.jsonl and
+verdicts.jsonl, then results.json and pass_at_1.png, and prints the table. Rerunning resumes;
+changed settings are refused. On a pod, run it on every host: the problems are split between them.
 """
+
+import sys
 
 from absl import app
 from ml_collections import config_flags
 
-from ssd_jax.evaluation.evaluator import evaluate_from_config
+from ssd_jax.errors import SsdJaxError
 from ssd_jax.logs import quiet_library_logs
-from ssd_jax.parallel.distributed import initialize_distributed
+from ssd_jax.stages import run_stages
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "run config file", lock_config=True)
 
@@ -23,8 +23,10 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_library_logs()
-    initialize_distributed()
-    evaluate_from_config(_CONFIG.value)
+    try:
+        run_stages(_CONFIG.value, ["evaluate"])
+    except SsdJaxError as error:
+        sys.exit(f"evaluate: {error}")
 
 
 if __name__ == "__main__":

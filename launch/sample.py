@@ -1,11 +1,11 @@
-"""Sample SSD training data from the frozen base model (stage 1).
+"""Sample SSD training data from the frozen base model (stage `sample`).
 
     python launch/sample.py --config=configs/<file>.py [--config.<field>=<value> ...]
 
-Reads `workdir`, `model`, `seed`, `dtype`, `param_dtype`, `prompts.*` and `sampling.*`
-(documented in configs/base.py). Writes sample shards to `<workdir>/samples/`; dump them with
+Writes sample shards to `<workdir>/samples/` (ssd_jax/stages/sample.py); dump them with
 `launch/dump_samples.py --input=<workdir>/samples`. Rerunning the same command resumes: samples
-already written are skipped, none is duplicated. On a TPU pod run it on every host.
+already written are skipped, none is duplicated; changed settings are refused. On a pod, run it
+on every host (launch/tpu/run.sh).
 """
 
 import sys
@@ -13,26 +13,21 @@ import sys
 from absl import app
 from ml_collections import config_flags
 
+from ssd_jax.errors import SsdJaxError
 from ssd_jax.logs import quiet_library_logs
-from ssd_jax.parallel.distributed import initialize_distributed
-from ssd_jax.sampling.job import sample_from_config
+from ssd_jax.stages import run_stages
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "sampling config file", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, "run config file", lock_config=True)
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_library_logs()
-    initialize_distributed()
     try:
-        summary = sample_from_config(_CONFIG.value)
-    except (FileNotFoundError, ValueError) as error:
+        run_stages(_CONFIG.value, ["sample"])
+    except SsdJaxError as error:
         sys.exit(f"sample: {error}")
-    print(
-        f"{summary.written} samples written ({summary.completion_tokens} tokens), {summary.already_done} already "
-        f"done, {summary.too_long} prompts too long for the context; shards in {summary.shard_dir}"
-    )
 
 
 if __name__ == "__main__":

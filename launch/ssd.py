@@ -1,8 +1,9 @@
-"""The whole SSD pipeline: sample from the base model, fine-tune on the samples, evaluate both.
+"""The whole SSD pipeline: sample from the base model, fine-tune on the samples, evaluate both, report.
 
     python launch/ssd.py --config=configs/<file>.py [--config.stages=train,evaluate] [--config.<field>=<value>]
 
-Finished stages are skipped; a killed run restarts where it stopped (see ssd_jax/pipeline.py).
+Finished stages are skipped; a killed run restarts where it stopped; changed settings are
+refused (ssd_jax/stages/). On a pod, run it on every host (launch/tpu/run.sh).
 """
 
 import sys
@@ -10,10 +11,12 @@ import sys
 from absl import app
 from ml_collections import config_flags
 
+from ssd_jax.errors import SsdJaxError
 from ssd_jax.logs import quiet_library_logs
-from ssd_jax.pipeline import StageSettingsChangedError, run_pipeline
+from ssd_jax.stages import run_stages
+from ssd_jax.stages.train import Preempted
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "pipeline config file", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, "run config file", lock_config=True)
 
 
 def main(argv: list[str]) -> None:
@@ -21,8 +24,10 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_library_logs()
     try:
-        run_pipeline(_CONFIG.value)
-    except (FileNotFoundError, ValueError, StageSettingsChangedError) as error:
+        run_stages(_CONFIG.value)
+    except Preempted as stopped:
+        print(f"ssd: {stopped}")
+    except SsdJaxError as error:
         sys.exit(f"ssd: {error}")
 
 

@@ -19,10 +19,10 @@ def main(argv: list[str]) -> None:
         for overrides in variants:
             print(sweeps.launch_command("ssd", base_config, overrides))
         return
-    from ssd_jax.pipeline import run_pipeline
+    from ssd_jax.stages import run_stages
 
     for overrides in variants:
-        run_pipeline(sweeps.variant_config(base_config, overrides))
+        run_stages(sweeps.variant_config(base_config, overrides))
 
 
 if __name__ == "__main__":

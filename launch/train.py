@@ -1,40 +1,38 @@
-"""Fine-tune a model on its own sample shards (SSD stage 2).
+"""Fine-tune a model on its own sample shards (stage `train`).
 
     python launch/train.py --config=configs/<file>.py [--config.<field>=<value> ...]
 
-Reads `workdir`, `model`, `seed`, `dtype`, `param_dtype`, `mesh`, `data.*` and `train.*`
-(documented in configs/base.py); samples come from `data.samples_dir` (default
-`<workdir>/samples`). Writes `<workdir>/train/`: checkpoints/, metrics.jsonl and, at the end,
-final/ (an ssd-jax model directory for `load_model`). Rerunning the same command resumes from
-the latest checkpoint; SIGTERM saves a checkpoint and exits with status 0.
+Writes `<workdir>/train/` (ssd_jax/stages/train.py): checkpoints/, metrics.jsonl and TensorBoard
+events and, at the end, final/ (an ssd-jax model directory for `load_model`). Rerunning the same
+command resumes from the latest checkpoint; SIGTERM (on any host) saves a checkpoint on every
+host and exits with status 0.
 """
 
 import sys
 
-from absl import app, logging
+from absl import app
 from ml_collections import config_flags
 
-from ssd_jax.data.pipeline import NoTrainingDataError
+from ssd_jax.errors import SsdJaxError
 from ssd_jax.logs import quiet_library_logs
-from ssd_jax.parallel.distributed import initialize_distributed
-from ssd_jax.training.checkpointing import RunMismatchError
-from ssd_jax.training.trainer import train_from_config
+from ssd_jax.stages import run_stages
+from ssd_jax.stages.train import Preempted
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "training config file", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, "run config file", lock_config=True)
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_library_logs()
-    initialize_distributed()
     try:
-        result = train_from_config(_CONFIG.value)
-    except (FileNotFoundError, NoTrainingDataError, RunMismatchError) as error:
+        result = run_stages(_CONFIG.value, ["train"])["train"]
+    except Preempted as stopped:
+        print(f"train: {stopped}")
+        return
+    except SsdJaxError as error:
         sys.exit(f"train: {error}")
-    logging.info("training %s at step %d; metrics in %s", result.status, result.step, result.metrics_path)
-    if result.final_model:
-        print(f"final model: {result.final_model}")
+    print(f"final model: {result['final_model']}")
 
 
 if __name__ == "__main__":

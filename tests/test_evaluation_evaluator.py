@@ -5,11 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from ssd_jax.evaluation.evaluator import (EvalSettings, Generated, JsonlStore, ModelSpec, evaluate,
-                                          evaluate_from_config)
+from ssd_jax.errors import ConfigError, InputError
+from ssd_jax.evaluation.evaluator import EvalSettings, Generated, JsonlStore, ModelSpec, evaluate
 from ssd_jax.evaluation.report import format_table
 from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.problems import load_benchmark
+from ssd_jax.stages.evaluate import models_from_config
+from ssd_jax.stages.evaluate import run as evaluate_from_config
 
 DATA = Path(__file__).parent / "data" / "evaluation"
 CORRECT = {
@@ -121,19 +123,31 @@ def test_killed_grading_resumes_and_rescoring_never_generates(tmp_path, problems
     assert rescored["models"] == first["models"] and never.calls == 0
 
 
-def test_changing_sampling_settings_needs_a_new_workdir(tmp_path, problems):
+def test_samples_are_keyed_by_model_identity_not_name(tmp_path, problems):
+    """Another top-p, token budget or reference under the same name is another model: its
+    samples are drawn anew, never taken from the store of the first."""
     evaluate(tmp_path, MODELS[:1], problems, SETTINGS, FakeModel())
-    with pytest.raises(ValueError, match="use a new workdir"):
-        evaluate(tmp_path, MODELS[:1], problems, EvalSettings(**{**SETTINGS.__dict__, "top_p": 0.95}), FakeModel())
+    for changed in (EvalSettings(**{**SETTINGS.__dict__, "top_p": 0.95}),
+                    EvalSettings(**{**SETTINGS.__dict__, "generation": (("max_new_tokens", 7),)})):
+        fresh = FakeModel()
+        evaluate(tmp_path, MODELS[:1], problems, changed, fresh)
+        assert fresh.requests == 20, "every sample of the changed model is drawn again"
+    moved = FakeModel()
+    evaluate(tmp_path, [ModelSpec(MODELS[0].name, "/elsewhere")], problems, SETTINGS, lambda ref, r: moved("base", r))
+    assert moved.requests == 20
+    unchanged = FakeModel(fail_after_calls=0)
+    evaluate(tmp_path, MODELS[:1], problems, SETTINGS, unchanged)
+    assert unchanged.calls == 0, "the first model's samples are still found under its identity"
+
+
+def _base_config():
+    from configs import base
+
+    return base.get_config()
 
 
 def test_run_config_drives_the_evaluation(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("base_config", Path(__file__).parent.parent / "configs" / "base.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    config = _base_config()
     config.workdir = str(tmp_path)
     config.model = "/ckpt/base"
     (tmp_path / "train" / "final").mkdir(parents=True)
@@ -158,15 +172,13 @@ def test_run_config_drives_the_evaluation(tmp_path):
 
 
 def test_ssd_model_must_exist_before_it_is_evaluated(tmp_path):
-    from ssd_jax.evaluation.evaluator import models_from_config
-
-    config = {"workdir": str(tmp_path), "model": "base-ref", "eval": {"include_base": True, "include_ssd": True}}
-    with pytest.raises(FileNotFoundError, match="train first"):
+    config = _base_config()
+    config.workdir, config.model = str(tmp_path), "base-ref"
+    with pytest.raises(InputError, match="train first"):
         models_from_config(config)
-    config["eval"].update(include_ssd=False, models=["base=other"])
-    with pytest.raises(ValueError, match="model names must differ"):
-        evaluate_from_config({**config, "eval": {**config["eval"], "temperatures": (1.0,),
-                                                 "benchmark": {"name": "humaneval", "limit": 1}}})
+    config.eval.include_ssd, config.eval.models = False, ("base=other",)
+    with pytest.raises(ConfigError, match="model names must differ"):
+        models_from_config(config)
 
 
 def test_model_specs_parse_names():
@@ -175,9 +187,10 @@ def test_model_specs_parse_names():
     assert ModelSpec.parse("smollm2-135m-instruct").name == "smollm2-135m-instruct"
 
 
-def test_models_given_as_strings_get_the_base_truncation():
-    from ssd_jax.evaluation.evaluator import _checked
-
-    models = _checked(["base=/ckpt/base", "ssd=/run/train/final"], {"base_top_k": 0, "base_top_p": -1.0})
-    assert models == [ModelSpec("base", "/ckpt/base", 0, None), ModelSpec("ssd", "/run/train/final")]
+def test_the_base_model_gets_the_base_truncation():
+    config = _base_config()
+    config.model, config.eval.include_ssd, config.eval.models = "/ckpt/base", False, ("extra=/ckpt/extra",)
+    config.eval.base_top_k, config.eval.base_top_p = 0, -1.0
+    models = models_from_config(config)
+    assert models == [ModelSpec("base", "/ckpt/base", 0, None), ModelSpec("extra", "/ckpt/extra")]
     assert models[0].truncation(SETTINGS) == (0, 0.8) and models[1].truncation(SETTINGS) == (20, 0.8)

@@ -1,4 +1,5 @@
-"""The sampling job: records as specified, over-long prompts skipped, SIGKILL + restart = a clean run."""
+"""The sample stage: records as specified, over-long prompts skipped, SIGKILL + restart = a clean run,
+and a half-finished stage resumed with changed settings refused, naming the field."""
 
 import json
 import os
@@ -12,8 +13,11 @@ import pytest
 
 from ssd_jax.data.prompt_format import DEFAULT_SYSTEM_MESSAGE
 from ssd_jax.data.records import read_records
-from ssd_jax.sampling.job import sample_from_config, samples_dir
+from ssd_jax.errors import SettingsChangedError
+from ssd_jax.stages import run_stages
+from ssd_jax.stages.sample import run as sample_from_config
 from ssd_jax.sweeps import variant_config
+from ssd_jax.workdir import Workdir
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS, SAMPLES, NEW_TOKENS = 12, 2, 32
@@ -49,7 +53,7 @@ def clean_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("clean")
     prompts = write_prompts(workdir / "prompts.jsonl", long_prompt_tokens=5000)
     summary = sample_from_config(config_with(overrides(workdir, prompts)))
-    return summary, by_key(read_records(samples_dir(str(workdir))))
+    return summary, by_key(read_records(Workdir(workdir).samples))
 
 
 def test_records_hold_the_rendered_prompt_and_its_completion(clean_run):
@@ -71,8 +75,10 @@ def test_records_hold_the_rendered_prompt_and_its_completion(clean_run):
         assert (record.temperature, record.top_k, record.top_p, record.seed) == (1.6, 20, 0.8, 0)
 
 
-def test_a_killed_job_resumes_to_the_same_records(clean_run, tmp_path):
-    """SIGKILL after the first chunk (one device), then resume in this process (eight devices)."""
+def test_a_killed_job_resumes_to_the_same_records_and_refuses_changed_settings(clean_run, tmp_path):
+    """SIGKILL after the first chunk (one device); a resume with another temperature, model or
+    token budget is refused before anything is written; an unchanged one (eight devices here)
+    completes with nothing lost or duplicated."""
     _, expected = clean_run
     prompts = write_prompts(tmp_path / "prompts.jsonl", long_prompt_tokens=5000)
     values = overrides(tmp_path, prompts)
@@ -80,7 +86,7 @@ def test_a_killed_job_resumes_to_the_same_records(clean_run, tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "PYTHONPATH": str(REPO)}
     job = subprocess.Popen([sys.executable, "launch/sample.py", "--config=configs/tiny.py", *flags], cwd=REPO,
                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    shards = samples_dir(str(tmp_path))
+    shards = Workdir(tmp_path).samples
     deadline = time.monotonic() + 240
     while not list(shards.glob("*.arrayrecord")) and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -89,8 +95,19 @@ def test_a_killed_job_resumes_to_the_same_records(clean_run, tmp_path):
     partial = by_key(read_records(shards))
     assert 0 < len(partial) < len(expected)
 
-    summary = sample_from_config(config_with(values))
-    assert summary.already_done == len(partial) and summary.written == len(expected) - len(partial)
+    files = sorted(path.name for path in shards.iterdir())
+    for field, value, message in [
+        ("sampling.temperature", 1.2, "sampling.temperature: 1.6 → 1.2"),
+        ("model", str(tmp_path / "other-model"), f'model: "tiny-random" → "{tmp_path / "other-model"}"'),
+        ("sampling.max_new_tokens", NEW_TOKENS // 2, f"sampling.max_new_tokens: {NEW_TOKENS} → {NEW_TOKENS // 2}"),
+    ]:
+        with pytest.raises(SettingsChangedError, match="half-finished 'sample' stage") as refused:
+            run_stages(config_with({**values, field: value}), ["sample"])
+        assert message in str(refused.value)
+        assert sorted(path.name for path in shards.iterdir()) == files, "a refused resume writes nothing"
+
+    summary = run_stages(config_with(values), ["sample"])["sample"]
+    assert summary["already_done"] == len(partial) and summary["written"] == len(expected) - len(partial)
     resumed = by_key(read_records(shards))
     assert resumed.keys() == expected.keys()
     for key, record in expected.items():

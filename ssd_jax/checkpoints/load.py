@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 from flax import nnx
 
 from ssd_jax.checkpoints import orbax as ssd_checkpoint
@@ -21,6 +22,7 @@ from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.transformer import Transformer
 from ssd_jax.parallel import shard_model, single_device_mesh
 from ssd_jax.parallel.rules import DEFAULT_RULES, Rules
+from ssd_jax.workdir import is_local
 
 
 @dataclasses.dataclass
@@ -68,8 +70,8 @@ def load_model(
     rules: Rules = DEFAULT_RULES,
     remat: bool = False,
 ) -> LoadedModel:
-    """Loads `ref`: an HF directory, a `.gguf` file, an ssd-jax model directory, or a built-in
-    name (`smollm2-135m-instruct`). `dtype` is the compute dtype; parameters are stored in
+    """Loads `ref`: an HF directory, a `.gguf` file, an ssd-jax model directory (each local or
+    `gs://`), or a built-in name (`smollm2-135m-instruct`). `dtype` is the compute dtype; parameters are stored in
     `param_dtype` (default: `dtype`) and placed on `mesh` (one device if none)."""
     from ssd_jax.checkpoints import builtin, tiny
 
@@ -83,10 +85,10 @@ def load_model(
         if not os.path.isfile(ref):
             raise FileNotFoundError(f"GGUF file {ref} does not exist")
         return _load_gguf(ref, ref, overrides, mesh, rules)
-    if "://" in ref or os.path.isdir(ref):
+    if not is_local(ref) or os.path.isdir(ref):
         if ssd_checkpoint.is_model_dir(ref):
             return _load_ssd(ref, overrides, mesh, rules)
-        if os.path.isfile(os.path.join(ref, "config.json")):
+        if epath.Path(ref).joinpath("config.json").is_file():
             return _load_hf(ref, overrides, mesh, rules)
     raise ValueError(
         f"cannot load model {ref!r}: expected an HF directory (config.json + *.safetensors), a .gguf "
@@ -95,28 +97,55 @@ def load_model(
     )
 
 
-def _load_hf(directory: str, overrides: dict, mesh, rules) -> LoadedModel:
+def local_model_files(ref: str, *, skip: tuple[str, ...] = ()) -> str:
+    """A local directory with the files of model directory `ref`: `ref` itself when local; for a
+    remote one (gs://) a copy under `$SSD_JAX_CACHE` (default ~/.cache/ssd_jax/models), reusing
+    files already copied with the same size. `skip` names top-level entries not to copy."""
+    if is_local(ref):
+        return ref
+    source = epath.Path(ref)
+    cache = epath.Path(os.environ.get("SSD_JAX_CACHE", os.path.expanduser("~/.cache/ssd_jax"))) / "models"
+    target = cache / ref.replace("://", "/", 1).strip("/")
+    pending = [(source, target)]
+    while pending:
+        directory, copy = pending.pop()
+        copy.mkdir(parents=True, exist_ok=True)
+        for entry in directory.iterdir():
+            if directory == source and entry.name in skip:
+                continue
+            if entry.is_dir():
+                pending.append((entry, copy / entry.name))
+            elif not (copy / entry.name).exists() or (copy / entry.name).stat().length != entry.stat().length:
+                partial = copy / f"{entry.name}.partial{os.getpid()}"  # processes sharing a disk copy side by side
+                partial.write_bytes(entry.read_bytes())
+                partial.replace(copy / entry.name)
+    return str(target)
+
+
+def _load_hf(ref: str, overrides: dict, mesh, rules) -> LoadedModel:
     from ssd_jax.text.chat import load_chat_template
     from ssd_jax.text.tokenizer import load_tokenizer
 
+    directory = local_model_files(ref)  # safetensors are memory-mapped: they must be local files
     with open(os.path.join(directory, "config.json")) as f:
         hf_config = json.load(f)
     config = ModelConfig.from_hf(hf_config, **overrides)
     model = model_from_tensors(config, SafetensorsSource(directory), mesh, rules)
     tokenizer, chat_template = load_tokenizer(directory), load_chat_template(directory)
     eos = end_of_sequence_ids(_generation_config_eos(directory), config, tokenizer, chat_template)
-    return LoadedModel(model, config, tokenizer, chat_template, eos, directory, mesh)
+    return LoadedModel(model, config, tokenizer, chat_template, eos, ref, mesh)
 
 
-def _load_ssd(directory: str, overrides: dict, mesh, rules) -> LoadedModel:
+def _load_ssd(ref: str, overrides: dict, mesh, rules) -> LoadedModel:
     from ssd_jax.text.chat import load_chat_template
     from ssd_jax.text.tokenizer import load_tokenizer
 
-    config = ssd_checkpoint.read_config(directory, **overrides)
-    model = ssd_checkpoint.load_params(directory, config, mesh, rules)
+    config = ssd_checkpoint.read_config(ref, **overrides)
+    model = ssd_checkpoint.load_params(ref, config, mesh, rules)  # Orbax reads gs:// itself
+    directory = local_model_files(ref, skip=("params",))
     tokenizer, chat_template = load_tokenizer(directory), load_chat_template(directory)
     eos = end_of_sequence_ids(_generation_config_eos(directory), config, tokenizer, chat_template)
-    return LoadedModel(model, config, tokenizer, chat_template, eos, directory, mesh)
+    return LoadedModel(model, config, tokenizer, chat_template, eos, ref, mesh)
 
 
 def _load_gguf(path: str, ref: str, overrides: dict, mesh, rules) -> LoadedModel:

@@ -7,6 +7,10 @@ place, so a chunk is either complete or absent. A restarted writer deletes its o
 (prompt_id, sample_index) keys are done, skips those, and continues numbering after its last
 chunk: nothing is duplicated, and what was lost (the unflushed buffer) is simply not done.
 On a multi-host job every process writes its own shard name (`process_shard_name`).
+
+The directory may be local or remote (`gs://`, through `etils.epath`). ArrayRecord reads and
+writes local files only, so a remote chunk is written locally and uploaded whole (an object
+appears complete or not at all), and remote shards are copied to a local cache before reading.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import dataclasses
 import json
 import os
 import re
-from pathlib import Path
+import tempfile
 from typing import Any
 
 import grain
 from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
+from etils import epath
+
+from ssd_jax.workdir import is_local
 
 SHARD_SUFFIX = ".arrayrecord"
 TMP_SUFFIX = ".tmp"
@@ -86,9 +93,9 @@ def _chunk_pattern(shard_name: str, suffix: str) -> re.Pattern[str]:
     return re.compile(rf"{re.escape(shard_name)}-(\d+){re.escape(suffix)}")
 
 
-def shard_files(directory: str | Path) -> list[Path]:
+def shard_files(directory: str | epath.PathLike) -> list[epath.Path]:
     """Every complete shard chunk in `directory`, sorted by name; errors if there is none."""
-    directory = Path(directory)
+    directory = epath.Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"sample shard directory not found: {directory}")
     files = sorted(directory.glob(f"*{SHARD_SUFFIX}"))
@@ -99,23 +106,38 @@ def shard_files(directory: str | Path) -> list[Path]:
     return files
 
 
-def _read_file(path: Path) -> list[SampleRecord]:
-    reader = ArrayRecordReader(str(path))
+def local_shard_paths(files: list[epath.Path]) -> list[str]:
+    """Local file names for `files`: themselves when local, else copies in a fresh temporary
+    directory (ArrayRecord and Grain read local files only)."""
+    if all(is_local(path) for path in files):
+        return [str(path) for path in files]
+    cache = epath.Path(tempfile.mkdtemp(prefix="ssd_jax_shards_"))
+    copies = []
+    for path in files:
+        copy = cache / path.name
+        copy.write_bytes(path.read_bytes())
+        copies.append(str(copy))
+    return copies
+
+
+def _read_file(path: str, where: epath.Path) -> list[SampleRecord]:
+    reader = ArrayRecordReader(path)
     try:
         raw_records = reader.read_all()
     finally:
         reader.close()
-    return [SampleRecord.from_json(raw, f"{path}[{i}]") for i, raw in enumerate(raw_records)]
+    return [SampleRecord.from_json(raw, f"{where}[{i}]") for i, raw in enumerate(raw_records)]
 
 
-def read_records(directory: str | Path) -> list[SampleRecord]:
+def read_records(directory: str | epath.PathLike) -> list[SampleRecord]:
     """All records of all shards in `directory`, in file-name order, then write order."""
-    return [record for path in shard_files(directory) for record in _read_file(path)]
+    files = shard_files(directory)
+    return [record for local, path in zip(local_shard_paths(files), files) for record in _read_file(local, path)]
 
 
-def done_keys(directory: str | Path) -> set[tuple[str, int]]:
+def done_keys(directory: str | epath.PathLike) -> set[tuple[str, int]]:
     """The (prompt_id, sample_index) keys already written; empty for a new or empty dir."""
-    directory = Path(directory)
+    directory = epath.Path(directory)
     if not directory.is_dir() or not any(directory.glob(f"*{SHARD_SUFFIX}")):
         return set()
     return {record.key for record in read_records(directory)}
@@ -129,12 +151,12 @@ class ShardWriter:
     per shard name at a time; use `process_shard_name(jax.process_index())` on multi-host.
     """
 
-    def __init__(self, directory: str | Path, shard_name: str, *, chunk_size: int = 256):
+    def __init__(self, directory: str | epath.PathLike, shard_name: str, *, chunk_size: int = 256):
         if not _SHARD_NAME.fullmatch(shard_name):
             raise ValueError(f"shard_name {shard_name!r}: use letters, digits, '_', '.', '-'")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        self.directory = Path(directory)
+        self.directory = epath.Path(directory)
         self.shard_name = shard_name
         self.chunk_size = chunk_size
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -168,14 +190,21 @@ class ShardWriter:
         if not self._buffer:
             return
         final = self.directory / f"{self.shard_name}-{self._next_chunk:05d}{SHARD_SUFFIX}"
-        tmp = final.with_name(final.name + TMP_SUFFIX)
-        writer = ArrayRecordWriter(str(tmp), _WRITER_OPTIONS)
+        local = is_local(final)
+        staging = tempfile.TemporaryDirectory(prefix="ssd_jax_chunk_") if not local else None
+        tmp = str(final) + TMP_SUFFIX if local else os.path.join(staging.name, final.name)
+        writer = ArrayRecordWriter(tmp, _WRITER_OPTIONS)
         for record in self._buffer:
             writer.write(record.to_json())
         writer.close()
-        with open(tmp, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(tmp, final)
+        if local:
+            with open(tmp, "rb") as written:
+                os.fsync(written.fileno())
+            os.replace(tmp, final)
+        else:  # one upload: the object is complete or absent
+            with open(tmp, "rb") as written:
+                final.write_bytes(written.read())
+            staging.cleanup()
         self._next_chunk += 1
         self._buffer.clear()
 
@@ -192,8 +221,8 @@ class ShardWriter:
 class SampleRecordSource:
     """Random access over every record in a shard directory, for Grain (returns dicts)."""
 
-    def __init__(self, directory: str | Path):
-        self.paths = [str(path) for path in shard_files(directory)]
+    def __init__(self, directory: str | epath.PathLike):
+        self.paths = local_shard_paths(shard_files(directory))
         self._source = grain.sources.ArrayRecordDataSource(self.paths)
 
     def __len__(self) -> int:

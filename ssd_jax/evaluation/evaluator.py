@@ -1,49 +1,38 @@
 """The evaluation grid: models × temperatures × n samples → generate → extract → grade → report.
 
-Everything lands in the workdir as it is produced: `samples.jsonl` (every response, written
-after each generation chunk) and `verdicts.jsonl` (every graded sample with its per-test
-verdicts, written as each finishes). A rerun reads both and does only what is missing, so a
-killed evaluation resumes, and re-scoring (`rescore=True`, e.g. after changing limits) grades
-the saved samples again without generating anything.
+Everything lands in the store directory as it is produced: `samples.jsonl` (every response,
+written after each generation chunk) and `verdicts.jsonl` (every graded sample with its
+per-test verdicts, written as each finishes). A rerun reads both and does only what is missing,
+so a killed evaluation resumes, and re-scoring (`rescore=True`, e.g. after changing limits)
+grades the saved samples again without generating anything. Records are keyed by the model's
+identity (`ModelSpec.identity`: its reference and every setting that changes its outputs), so
+a store never mixes samples of two different models that share a display name.
 
 The evaluator only needs a `GenerateFn`: `(model_ref, requests) -> one Generated per request`.
 Tests pass canned responses; real runs use `sampler_generate_fn` (ssd-jax's own sampler).
-`evaluate_from_config` runs the grid a run config describes (its `eval` section):
-
-  top level                   workdir (outputs go to `<workdir>/eval/`), model (the base model),
-                              seed, dtype, mesh
-  include_base                the base model, named "base"; the model named "base" samples with
-                              base_top_k/base_top_p (-1 = same as top_k/top_p)
-  include_ssd                 this run's SSD model, named "ssd": `<workdir>/train/final`
-  models                      extra `ref` or `name=ref` strings
-  benchmark.name              humaneval | livecodebench
-  benchmark.path              LiveCodeBench directory or files; "" = HumanEval's packaged file
-  benchmark.release_version, .window ("" | v5 | v6), .start_date, .end_date (YYYY-MM-DD, ""),
-  .difficulties, .platforms (optional), .limit (0 = all)
-  temperatures, top_k, top_p, n_samples, max_new_tokens, batch_size
-  system_message              None = LiveCodeBench's, "" = none
-  workers (0 = one per core), allow_unsandboxed
-  grading.*                   per_test_timeout_s, per_sample_timeout_s, memory_mb, max_processes,
-                              max_file_mb, max_output_mb (the sandbox's Limits, per_test_timeout_s
-                              as timeout_s and per_sample_timeout_s as sample_timeout_s; omitted =
-                              defaults)
-  rescore, chunk_size         optional: re-grade saved samples; requests per generation call
+`evaluate_share` runs one process's share of the problems into its own stores and
+`collect_results` turns every share's verdicts into results.json (`ssd_jax.stages.evaluate`
+does both on a pod); `evaluate` is the two in one process.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+
+from etils import epath
 
 from ssd_jax.evaluation.engine import GradingJob, grade_all
 from ssd_jax.evaluation.report import Cell, build_results, format_table, write_report
 from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
 from ssd_jax.evaluation.sandbox.limits import Limits
-from ssd_jax.problems import load_benchmark
 from ssd_jax.problems.types import BenchmarkProblem
+from ssd_jax.workdir import is_local
 
 
 # -- the prompt: LiveCodeBench's instruct format -------------------------------------------------
@@ -113,23 +102,21 @@ GenerateFn = Callable[[str, Sequence[GenerationRequest]], Sequence[Generated]]
 
 
 def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtype: str = "float32",
-                        mesh_axes: Mapping[str, int] | None = None) -> GenerateFn:
+                        mesh: "jax.sharding.Mesh | None" = None) -> GenerateFn:
     """A GenerateFn backed by `ssd_jax.sampling.sampler.Sampler` (imported on first use).
 
     The model's chat template renders the messages; the most recently used model stays
-    loaded, so calls for one model in a row reuse its compiled sampler. `mesh_axes`
-    (data/fsdp/model sizes, as config.mesh) shards the model over this host's devices.
+    loaded, so calls for one model in a row reuse its compiled sampler. `mesh` (this process's
+    devices: sampling never spans hosts) shards the model; one device if None.
     """
     current: dict = {}
 
     def generate(model_ref: str, requests: Sequence[GenerationRequest]) -> list[Generated]:
         from ssd_jax.checkpoints.load import load_model
-        from ssd_jax.parallel.mesh import make_mesh
         from ssd_jax.sampling.sampler import SampleRequest, Sampler
 
         if current.get("ref") != model_ref:
             current.clear()
-            mesh = make_mesh(**mesh_axes) if mesh_axes else None
             loaded = load_model(model_ref, dtype=dtype, mesh=mesh)
             sampler = Sampler(loaded, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, mesh=mesh)
             current.update(ref=model_ref, loaded=loaded, sampler=sampler)
@@ -161,18 +148,37 @@ def extract_code(response: str) -> str | None:
 
 # -- append-only JSONL files that survive being killed mid-write (samples, verdicts) ------------
 class JsonlStore:
-    """Records appended one line each (flushed, not fsynced: this survives a killed process,
-    not a power cut); a torn last line (the process was killed while writing
-    it) is dropped on reading, so resuming regenerates or regrades exactly that record."""
+    """Records appended one line each, on local disk or remote storage (gs://).
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    Local: appended to one file and flushed (not fsynced: this survives a killed process, not a
+    power cut); a torn last line (the process was killed while writing it) is dropped on
+    reading, so resuming regenerates or regrades exactly that record. Remote storage cannot
+    append: records are buffered and written as numbered part objects `<name>.part-NNNNNN`
+    (each whole or absent) every `remote_batch` records, `remote_seconds` seconds and on
+    `flush`; a kill loses at most the buffer, which a resume redoes.
+    """
+
+    def __init__(self, path: str | epath.PathLike, *, remote_batch: int = 256, remote_seconds: float = 30.0):
+        self.path = epath.Path(path)
+        self._local = is_local(self.path)
+        self._buffer: list[str] = []
+        self._remote_batch, self._remote_seconds = remote_batch, remote_seconds
+        self._last_flush = time.monotonic()
+
+    def _parts(self) -> list[epath.Path]:
+        if not self.path.parent.exists():
+            return []
+        prefix = self.path.name + ".part-"
+        return sorted(p for p in self.path.parent.iterdir() if p.name.startswith(prefix))
 
     def read(self) -> list[dict]:
+        if not self._local:
+            return [json.loads(line) for part in self._parts() for line in part.read_text().splitlines()
+                    if line] + [json.loads(line) for line in self._buffer]
         if not self.path.exists():
             return []
         records, good_bytes = [], 0
-        with self.path.open("rb") as lines:
+        with open(self.path, "rb") as lines:
             for line in lines:
                 if not line.endswith(b"\n"):
                     break
@@ -181,20 +187,37 @@ class JsonlStore:
                 except ValueError:
                     raise ValueError(f"{self.path}: unreadable record {line[:200]!r}; fix or delete that line") from None
                 good_bytes += len(line)
-        if good_bytes != self.path.stat().st_size:
+        if good_bytes != os.path.getsize(self.path):
             os.truncate(self.path, good_bytes)
         return records
 
     def append(self, records: Iterable[dict]) -> None:
-        data = "".join(json.dumps(record) + "\n" for record in records)
-        if not data:
+        lines = [json.dumps(record) + "\n" for record in records]
+        if not lines:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(data)  # flushed on close: a killed process loses at most a torn last line
+        if self._local:
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write("".join(lines))  # flushed on close: a killed process loses at most a torn last line
+            return
+        self._buffer.extend(lines)
+        if len(self._buffer) >= self._remote_batch or time.monotonic() - self._last_flush > self._remote_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Writes buffered records (remote storage; local appends are already written)."""
+        if self._buffer:
+            parts = self._parts()
+            number = int(parts[-1].name.rsplit("-", 1)[1]) + 1 if parts else 0
+            self.path.with_name(f"{self.path.name}.part-{number:06d}").write_text("".join(self._buffer))
+            self._buffer.clear()
+        self._last_flush = time.monotonic()
 
     def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
+        self._buffer.clear()
+        for path in [self.path, *self._parts()] if self.path.parent.exists() else []:
+            if path.exists():
+                path.unlink()
 
 
 # -- the grid -------------------------------------------------------------------------------------
@@ -207,6 +230,17 @@ class ModelSpec:
     ref: str
     top_k: int | None = None
     top_p: float | None = None
+    # What else decides this model's outputs (e.g. the training settings of an SSD model whose
+    # directory is reused); part of `identity`.
+    provenance: str = ""
+
+    def identity(self, settings: "EvalSettings", generation: Mapping | None = None) -> str:
+        """A short hash of the reference, truncation, `generation` settings (token budget,
+        dtype, ...) and provenance: samples are stored and looked up under it."""
+        top_k, top_p = self.truncation(settings)
+        spec = {"ref": self.ref, "top_k": top_k, "top_p": top_p, "system_message": settings.system_message,
+                "seed": settings.seed, "provenance": self.provenance, **dict(generation or {})}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
     def truncation(self, settings: "EvalSettings") -> tuple[int, float]:
         return (settings.top_k if self.top_k is None else self.top_k,
@@ -237,14 +271,19 @@ class EvalSettings:
     rescore: bool = False
     seed: int = 0
     progress: bool = True
+    # Settings of the generator that change outputs (max_new_tokens, dtype): part of each model's identity.
+    generation: tuple[tuple[str, object], ...] = ()
+
+    def model_id(self, model: ModelSpec) -> str:
+        return model.identity(self, dict(self.generation))
 
 
-def _key(model: str, temperature: float, problem_id: str, sample_index: int) -> tuple:
-    return model, f"{temperature:g}", problem_id, sample_index
+def _key(model_id: str, temperature: float, problem_id: str, sample_index: int) -> tuple:
+    return model_id, f"{temperature:g}", problem_id, sample_index
 
 
 def _record_key(record: Mapping) -> tuple:
-    return _key(record["model"], record["temperature"], record["problem_id"], record["sample_index"])
+    return _key(record["model_id"], record["temperature"], record["problem_id"], record["sample_index"])
 
 
 def _grid(models: Sequence[ModelSpec], problems: Sequence[BenchmarkProblem], settings: EvalSettings):
@@ -257,20 +296,17 @@ def _grid(models: Sequence[ModelSpec], problems: Sequence[BenchmarkProblem], set
 
 def generate_missing(store: JsonlStore, models: Sequence[ModelSpec], problems: Sequence[BenchmarkProblem],
                      settings: EvalSettings, generate_fn: GenerateFn) -> dict[tuple, dict]:
-    """Every sample of the grid, drawing (and saving, chunk by chunk) only those not yet saved."""
+    """Every sample of the grid, drawing (and saving, chunk by chunk) only those not yet saved.
+    Saved samples of another model identity (another ref, truncation, token budget, ...) are
+    never taken for this one's."""
     samples = {_record_key(r): r for r in store.read()}
-    truncation = {model.name: model.truncation(settings) for model in models}
-    for record in samples.values():
-        wanted = truncation.get(record["model"])
-        if wanted is not None and (record["top_k"], record["top_p"]) != wanted:
-            raise ValueError(f"{store.path} holds samples of {record['model']} drawn with top_k={record['top_k']}, "
-                             f"top_p={record['top_p']} (config: {wanted[0]}, {wanted[1]}); use a new workdir")
     messages = {p.id: tuple(benchmark_messages(p, settings.system_message)) for p in problems}
     for model in models:
-        top_k, top_p = truncation[model.name]
+        top_k, top_p = model.truncation(settings)
+        model_id = settings.model_id(model)
         missing = [GenerationRequest(problem.id, index, messages[problem.id], temperature, top_k, top_p)
-                   for m, temperature, problem, index in _grid([model], problems, settings)
-                   if _key(m.name, temperature, problem.id, index) not in samples]
+                   for _, temperature, problem, index in _grid([model], problems, settings)
+                   if _key(model_id, temperature, problem.id, index) not in samples]
         for start in range(0, len(missing), settings.chunk_size):
             chunk = missing[start:start + settings.chunk_size]
             outputs = list(generate_fn(model.ref, chunk))
@@ -279,12 +315,14 @@ def generate_missing(store: JsonlStore, models: Sequence[ModelSpec], problems: S
             records = []
             for request, output in zip(chunk, outputs):
                 output = output if isinstance(output, Generated) else Generated(str(output))
-                records.append({"model": model.name, "ref": model.ref, "temperature": request.temperature,
-                                "top_k": request.top_k, "top_p": request.top_p, "problem_id": request.prompt_id,
-                                "sample_index": request.sample_index, "text": output.text,
-                                "finish_reason": output.finish_reason, "num_tokens": output.num_tokens})
+                records.append({"model": model.name, "model_id": model_id, "ref": model.ref,
+                                "temperature": request.temperature, "top_k": request.top_k, "top_p": request.top_p,
+                                "problem_id": request.prompt_id, "sample_index": request.sample_index,
+                                "text": output.text, "finish_reason": output.finish_reason,
+                                "num_tokens": output.num_tokens})
             store.append(records)
             samples.update((_record_key(r), r) for r in records)
+    store.flush()
     return samples
 
 
@@ -299,32 +337,38 @@ def grade_missing(store: JsonlStore, samples: Mapping[tuple, dict], problems: Se
     jobs = [GradingJob(by_id[key[2]], extract_code(samples[key]["text"])) for key in todo]
 
     def save(index: int, result) -> None:
-        record = {name: samples[todo[index]][name] for name in ("model", "temperature", "problem_id", "sample_index")}
+        record = {name: samples[todo[index]][name]
+                  for name in ("model", "model_id", "temperature", "problem_id", "sample_index")}
         record.update(result.to_json())
         store.append([record])
         verdicts[todo[index]] = record
 
     grade_all(jobs, settings.grading, isolation, workers=settings.workers, on_result=save, progress=settings.progress)
+    store.flush()
     return verdicts
 
 
-def evaluate(workdir: str | Path, models: Sequence[ModelSpec], problems: Sequence[BenchmarkProblem],
-             settings: EvalSettings, generate_fn: GenerateFn, benchmark_info: Mapping | None = None) -> dict:
-    """Runs the grid, writes results.json and pass_at_1.png into `workdir`, prints the table."""
-    if not problems:
-        raise ValueError("no problems to evaluate: check the benchmark path and filters")
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    isolation = resolve_isolation(settings.allow_unsandboxed)  # fail before generating, not after
-    samples = generate_missing(JsonlStore(workdir / "samples.jsonl"), models, problems, settings, generate_fn)
-    keys = [_key(m.name, t, p.id, i) for m, t, p, i in _grid(models, problems, settings)]
-    verdicts = grade_missing(JsonlStore(workdir / "verdicts.jsonl"), samples, problems, keys, settings, isolation)
+def grid_keys(models: Sequence[ModelSpec], problems: Sequence[BenchmarkProblem], settings: EvalSettings) -> list:
+    return [_key(settings.model_id(m), t, p.id, i) for m, t, p, i in _grid(models, problems, settings)]
 
+
+def evaluate_share(directory: str | epath.PathLike, models: Sequence[ModelSpec], problems: Sequence[BenchmarkProblem],
+                   settings: EvalSettings, generate_fn: GenerateFn, isolation) -> dict[tuple, dict]:
+    """Generates and grades the grid over `problems` into `directory`'s stores; returns the verdicts."""
+    directory = epath.Path(directory)
+    samples = generate_missing(JsonlStore(directory / "samples.jsonl"), models, problems, settings, generate_fn)
+    keys = grid_keys(models, problems, settings)
+    return grade_missing(JsonlStore(directory / "verdicts.jsonl"), samples, problems, keys, settings, isolation)
+
+
+def collect_results(verdicts: Mapping[tuple, dict], models: Sequence[ModelSpec], problems: Sequence[BenchmarkProblem],
+                    settings: EvalSettings, isolation, benchmark_info: Mapping | None = None) -> dict:
+    """results.json's content from the verdicts of the whole grid (every process's share)."""
     cells = {}
     for model, temperature, problem, index in _grid(models, problems, settings):
         cell = cells.setdefault((model.name, temperature),
                                 Cell(model.name, model.ref, temperature, *model.truncation(settings)))
-        verdict = verdicts[_key(model.name, temperature, problem.id, index)]
+        verdict = verdicts[_key(settings.model_id(model), temperature, problem.id, index)]
         cell.passes.setdefault(problem.id, []).append(verdict["passed"])
         cell.statuses[verdict["status"]] += 1
     info = {
@@ -335,102 +379,24 @@ def evaluate(workdir: str | Path, models: Sequence[ModelSpec], problems: Sequenc
         "seed": settings.seed,
         "system_message": settings.system_message,
     }
-    results = build_results(list(cells.values()), {p.id: p.difficulty for p in problems}, info, settings.seed)
+    return build_results(list(cells.values()), {p.id: p.difficulty for p in problems}, info, settings.seed)
+
+
+def read_verdicts(directories: Iterable[str | epath.PathLike]) -> dict[tuple, dict]:
+    """Every verdict saved in the stores of `directories` (one per process)."""
+    return {_record_key(r): r for directory in directories
+            for r in JsonlStore(epath.Path(directory) / "verdicts.jsonl").read()}
+
+
+def evaluate(workdir: str | epath.PathLike, models: Sequence[ModelSpec], problems: Sequence[BenchmarkProblem],
+             settings: EvalSettings, generate_fn: GenerateFn, benchmark_info: Mapping | None = None) -> dict:
+    """Runs the whole grid in this process, writes results.json and pass_at_1.png into
+    `workdir`, prints the table."""
+    if not problems:
+        raise ValueError("no problems to evaluate: check the benchmark path and filters")
+    isolation = resolve_isolation(settings.allow_unsandboxed)  # fail before generating, not after
+    verdicts = evaluate_share(workdir, models, problems, settings, generate_fn, isolation)
+    results = collect_results(verdicts, models, problems, settings, isolation, benchmark_info)
     write_report(results, workdir)
     print(format_table(results))
     return results
-
-
-# -- the grid a run config describes ------------------------------------------------------------
-BASE_NAME, SSD_NAME = "base", "ssd"
-_LCB_FILTERS = ("release_version", "window", "start_date", "end_date", "difficulties", "platforms")
-# config.eval.grading's names of the Limits fields whose meaning grading narrows (the rest are the same).
-_GRADING_NAMES = {"per_test_timeout_s": "timeout_s", "per_sample_timeout_s": "sample_timeout_s"}
-
-
-def _get(section: Mapping, name: str, default=None):
-    value = section.get(name, default)
-    return default if value is None else value
-
-
-def eval_workdir(config: Mapping) -> str:
-    return os.path.join(config["workdir"], "eval")
-
-
-def settings_from_config(config: Mapping) -> EvalSettings:
-    section = config["eval"]
-    grading = {k: v for k, v in dict(_get(section, "grading", {})).items() if v is not None}
-    known = set(_GRADING_NAMES) | set(Limits.__dataclass_fields__) - set(_GRADING_NAMES.values())
-    unknown = set(grading) - known
-    if unknown:
-        raise ValueError(f"config.eval.grading has unknown fields {sorted(unknown)}; known: {sorted(known)}")
-    grading = {_GRADING_NAMES.get(name, name): value for name, value in grading.items()}
-    temperatures = tuple(float(t) for t in _get(section, "temperatures", ()))
-    if not temperatures:
-        raise ValueError("config.eval.temperatures is empty: give the evaluation temperatures, e.g. (0.6, 0.8, 1.0)")
-    system_message = section.get("system_message")
-    return EvalSettings(
-        temperatures=temperatures, top_k=int(_get(section, "top_k", 20)), top_p=float(_get(section, "top_p", 0.8)),
-        n_samples=int(_get(section, "n_samples", 10)),
-        system_message=SYSTEM_MESSAGE_GENERIC if system_message is None else (system_message or None),
-        grading=Limits(**grading), workers=int(_get(section, "workers", 0)) or None,
-        allow_unsandboxed=bool(_get(section, "allow_unsandboxed", False)),
-        chunk_size=int(_get(section, "chunk_size", 512)), rescore=bool(_get(section, "rescore", False)),
-        seed=int(_get(config, "seed", 0)),
-    )
-
-
-def models_from_config(config: Mapping) -> list[ModelSpec]:
-    """base (if include_base), ssd (if include_ssd: the trained `<workdir>/train/final`), extras."""
-    section = config["eval"]
-    models = []
-    if _get(section, "include_base", True):
-        if not config.get("model"):
-            raise ValueError("config.model is empty but eval.include_base is set: name the base model")
-        models.append(ModelSpec(BASE_NAME, config["model"]))
-    if _get(section, "include_ssd", True):
-        final = os.path.join(config["workdir"], "train", "final")
-        if not os.path.isdir(final):
-            raise FileNotFoundError(f"eval.include_ssd is set but {final} does not exist: train first "
-                                    f"(launch/train.py) or set --config.eval.include_ssd=False")
-        models.append(ModelSpec(SSD_NAME, final))
-    return models + [ModelSpec.parse(str(ref)) for ref in _get(section, "models", ())]
-
-
-def _checked(models: list[ModelSpec | str], section: Mapping) -> list[ModelSpec]:
-    """ModelSpecs with distinct names; the one named `base` samples with base_top_k/base_top_p."""
-    models = [m if isinstance(m, ModelSpec) else ModelSpec.parse(str(m)) for m in models]
-    if not models:
-        raise ValueError("nothing to evaluate: set eval.include_base, eval.include_ssd or eval.models")
-    names = [m.name for m in models]
-    if len(set(names)) != len(names):
-        raise ValueError(f"model names must differ, got {names}; name extras as name=ref")
-    top_k, top_p = int(_get(section, "base_top_k", -1)), float(_get(section, "base_top_p", -1.0))
-    return [dataclasses.replace(m, top_k=top_k if top_k >= 0 else m.top_k, top_p=top_p if top_p >= 0 else m.top_p)
-            if m.name == BASE_NAME else m for m in models]
-
-
-def evaluate_from_config(config: Mapping, models: list[ModelSpec | str] | None = None, workdir: str | None = None,
-                         generate_fn: GenerateFn | None = None) -> dict:
-    """Loads the benchmark, builds the grid and runs it into `workdir` (default
-    `<workdir>/eval/`); returns the results dict. `models` (ModelSpecs or `name=ref` strings)
-    replaces the config's base/ssd/extras."""
-    if not config.get("workdir"):
-        raise ValueError("config.workdir is empty: say where the run's outputs go")
-    section = config["eval"]
-    benchmark = dict(_get(section, "benchmark", {}))
-    name = benchmark.pop("name", None)
-    if not name:
-        raise ValueError("config.eval.benchmark.name is empty: humaneval or livecodebench")
-    path, limit = benchmark.pop("path", None) or None, int(benchmark.pop("limit", 0) or 0)
-    filters = {k: v for k, v in benchmark.items() if k in _LCB_FILTERS and v not in (None, "", ())}
-    if name != "livecodebench":  # the base config's LiveCodeBench defaults mean nothing elsewhere
-        filters = {}
-    problems = load_benchmark(name, path, limit=limit or None, **filters)
-    settings = settings_from_config(config)
-    models = _checked(models if models is not None else models_from_config(config), section)
-    generate_fn = generate_fn or sampler_generate_fn(
-        max_new_tokens=int(_get(section, "max_new_tokens", 1024)), batch_size=int(_get(section, "batch_size", 32)),
-        seed=settings.seed, dtype=str(_get(config, "dtype", "float32")), mesh_axes=dict(_get(config, "mesh", {})))
-    info = {"name": name, "path": path, "filters": filters, "limit": limit}
-    return evaluate(workdir or eval_workdir(config), models, problems, settings, generate_fn, info)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import io
 import json
 import math
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
+from etils import epath
 
 KS = (1, 5)
 
@@ -130,7 +131,7 @@ def format_table(results: Mapping) -> str:
     return "\n".join(lines)
 
 
-def plot_pass_at_1(results: Mapping, path: str | Path) -> None:
+def plot_pass_at_1(results: Mapping, path: str | epath.PathLike) -> None:
     """pass@1 against temperature, one line per model, its 95% interval as a band."""
     import matplotlib
 
@@ -152,13 +153,16 @@ def plot_pass_at_1(results: Mapping, path: str | Path) -> None:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=120)
     plt.close(figure)
+    epath.Path(path).write_bytes(image.getvalue())  # local or gs://
 
 
-def write_report(results: Mapping, workdir: str | Path) -> tuple[Path, Path]:
-    """Writes results.json and pass_at_1.png into `workdir`; returns their paths."""
-    workdir = Path(workdir)
+def write_report(results: Mapping, workdir: str | epath.PathLike) -> tuple[epath.Path, epath.Path]:
+    """Writes results.json and pass_at_1.png into `workdir` (local or gs://); returns their paths."""
+    workdir = epath.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
     json_path, plot_path = workdir / "results.json", workdir / "pass_at_1.png"
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     plot_pass_at_1(results, plot_path)

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import sentencepiece
 import tokenizers
+from etils import epath
 from tokenizers import AddedToken, decoders, models, pre_tokenizers
 
 from ssd_jax.text.chat import ChatTemplate
@@ -253,9 +254,9 @@ def save_hf_tokenizer(
     if not isinstance(tokenizer, HFTokenizer):
         kind = type(tokenizer).__name__
         raise TypeError(f"save_hf_tokenizer needs an HFTokenizer (from tokenizer.json or a GGUF), got {kind}.")
-    out_dir = Path(out_dir)
+    out_dir = epath.Path(out_dir)  # local or remote (gs://): the trainer's final model may be either
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer.backend.save(str(out_dir / "tokenizer.json"))
+    (out_dir / "tokenizer.json").write_text(tokenizer.backend.to_str(), encoding="utf-8")
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         **tokenizer.special_tokens,
@@ -269,5 +270,5 @@ def save_hf_tokenizer(
     _write_json(out_dir / "special_tokens_map.json", tokenizer.special_tokens)
 
 
-def _write_json(path: Path, value: dict) -> None:
+def _write_json(path: epath.Path, value: dict) -> None:
     path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -2,6 +2,6 @@
 
 from ssd_jax.training.checkpointing import RunMismatchError
 from ssd_jax.training.settings import TrainSettings
-from ssd_jax.training.trainer import TrainResult, train, train_from_config
+from ssd_jax.training.trainer import TrainResult, train
 
-__all__ = ["RunMismatchError", "TrainResult", "TrainSettings", "train", "train_from_config"]
+__all__ = ["RunMismatchError", "TrainResult", "TrainSettings", "train"]

@@ -15,8 +15,10 @@ from typing import Any
 import grain
 import orbax.checkpoint as ocp
 
+from ssd_jax.errors import SettingsChangedError
 
-class RunMismatchError(RuntimeError):
+
+class RunMismatchError(SettingsChangedError):
     """The work directory holds a checkpoint of a different model or configuration."""
 
 

@@ -2,8 +2,10 @@
 
 One process: a SIGTERM handler sets a flag; the trainer checks it between steps, saves a
 checkpoint and returns. Several processes: JAX's preemption service (started by
-`jax.distributed.initialize`) catches SIGTERM itself and agrees with every host on one step
-to stop at, so all of them save the same step together.
+`jax.distributed.initialize`) catches SIGTERM on whichever host receives it and agrees with
+every host on one step to stop at, so all of them stop after that step and save it together
+(Orbax writes every host's parameter shards and each host's data-iterator state), and all of
+them resume from it.
 """
 
 from __future__ import annotations

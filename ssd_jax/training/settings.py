@@ -1,39 +1,22 @@
-"""Everything a training run reads from its config, validated once, with the files it writes.
+"""Everything a training run reads from its config, read once, with the files it writes.
 
-Layout of `<workdir>/train/`:
-    checkpoints/<step>/   Orbax: params, opt_state, data (Grain iterator state per process), run
-    metrics.jsonl         one JSON line per step
-    final/                the trained model as an ssd-jax model directory (`load_model` reads it)
+The files live in the run's work directory (`ssd_jax.workdir.Workdir`: `train/checkpoints/`,
+`train/metrics.jsonl` with TensorBoard events beside it, `train/final/`), local or `gs://`.
+Every field comes from the config (configs/base.py holds the defaults); none is defaulted here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import jax
 
 from ssd_jax.data.pipeline import DataSettings
+from ssd_jax.errors import ConfigError
 from ssd_jax.training.optimizer import OptimizerSettings
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainPaths:
-    root: str
-
-    @property
-    def checkpoints(self) -> str:
-        return os.path.join(self.root, "checkpoints")
-
-    @property
-    def metrics(self) -> str:
-        return os.path.join(self.root, "metrics.jsonl")
-
-    @property
-    def final(self) -> str:
-        return os.path.join(self.root, "final")
+from ssd_jax.workdir import Workdir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,24 +39,22 @@ class TrainSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
-        if not config.get("workdir"):
-            raise ValueError("config.workdir is empty: say where the run's outputs go")
-        if not config.get("model"):
-            raise ValueError("config.model is empty: give the checkpoint reference to fine-tune")
-        workdir = os.path.abspath(config["workdir"])
+        if not config["model"]:
+            raise ConfigError("config.model is empty: give the checkpoint reference to fine-tune")
+        workdir = Workdir(config["workdir"])
         data, train = config["data"], config["train"]
-        samples_dir = data.get("samples_dir") or os.path.join(workdir, "samples")
         settings = cls(
-            workdir=workdir,
+            workdir=str(workdir.root),
             model=str(config["model"]),
-            seed=int(config.get("seed", 0)),
-            dtype=str(config.get("dtype", "float32")),
-            param_dtype=str(config.get("param_dtype", "float32")),
+            seed=int(config["seed"]),
+            dtype=str(config["dtype"]),
+            param_dtype=str(config["param_dtype"]),
             mesh={axis: int(config["mesh"][axis]) for axis in ("data", "fsdp", "model")},
             data=DataSettings(
-                samples_dir=samples_dir, filter=data["filter"], shortest_percent=float(data["shortest_percent"]),
-                max_length=int(data["max_length"]), overlong=data["overlong"], pack=bool(data["pack"]),
-                epochs=int(data.get("epochs", 0)), read_threads=int(data.get("read_threads", 4)),
+                samples_dir=str(data["samples_dir"] or workdir.samples), filter=data["filter"],
+                shortest_percent=float(data["shortest_percent"]), max_length=int(data["max_length"]),
+                overlong=data["overlong"], pack=bool(data["pack"]), epochs=int(data["epochs"]),
+                read_threads=int(data["read_threads"]),
             ),
             optimizer=OptimizerSettings(
                 steps=int(train["steps"]), peak_learning_rate=float(train["peak_learning_rate"]),
@@ -82,19 +63,19 @@ class TrainSettings:
                 grad_clip=float(train["grad_clip"]),
             ),
             global_batch=int(train["global_batch"]),
-            micro_batch=int(train.get("micro_batch", 0)) or int(train["global_batch"]),
-            remat=bool(train.get("remat", False)),
+            micro_batch=int(train["micro_batch"]) or int(train["global_batch"]),
+            remat=bool(train["remat"]),
             checkpoint_every=int(train["checkpoint_every"]),
             keep_checkpoints=int(train["keep_checkpoints"]),
-            async_checkpointing=bool(train.get("async_checkpointing", True)),
-            log_every=max(int(train.get("log_every", 1)), 1),
+            async_checkpointing=bool(train["async_checkpointing"]),
+            log_every=max(int(train["log_every"]), 1),
         )
         settings.validate_batch(jax.process_count())
         return settings
 
     @property
-    def paths(self) -> TrainPaths:
-        return TrainPaths(os.path.join(self.workdir, "train"))
+    def paths(self) -> Workdir:
+        return Workdir(self.workdir)
 
     @property
     def accumulation(self) -> int:
@@ -103,16 +84,16 @@ class TrainSettings:
     def validate_batch(self, process_count: int) -> None:
         """Rows must split evenly over accumulation steps and processes."""
         if self.global_batch < 1 or self.micro_batch < 1 or self.global_batch % self.micro_batch:
-            raise ValueError(
+            raise ConfigError(
                 f"config.train.global_batch={self.global_batch} must be a positive multiple of "
                 f"config.train.micro_batch={self.micro_batch}"
             )
         if self.micro_batch % process_count:
-            raise ValueError(
+            raise ConfigError(
                 f"config.train.micro_batch={self.micro_batch} must be a multiple of the {process_count} processes"
             )
         if self.checkpoint_every < 1 or self.keep_checkpoints < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"config.train.checkpoint_every={self.checkpoint_every} and keep_checkpoints={self.keep_checkpoints} "
                 "must be at least 1"
             )

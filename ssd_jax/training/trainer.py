@@ -1,29 +1,27 @@
 """The fine-tuning loop: load the model, prepare the data, resume if a checkpoint exists, train,
 checkpoint, and save the final model (`<workdir>/train/final`, an ssd-jax model directory).
 
-Restarting with the same config continues from the latest checkpoint with the same data
-order; a finished run is left as it is. SIGTERM stops after the current step with a
-checkpoint. A work directory holding another run's checkpoints is refused untouched.
+Restarting with the same settings continues from the latest checkpoint with the same data
+order; a finished run is left as it is. SIGTERM (to any host of a pod) stops every host after
+the same step with a checkpoint. A work directory holding another run's checkpoints is
+refused untouched. `ssd_jax.stages.train` runs this from a config.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import shutil
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import jax
 from flax import nnx
-from jax.experimental import multihost_utils
 
 from ssd_jax.checkpoints.load import LoadedModel, load_model
-from ssd_jax.checkpoints.orbax import save_model
+from ssd_jax.checkpoints.orbax import is_model_dir, save_model
 from ssd_jax.data.examples import ExampleTokenizer
 from ssd_jax.data.pipeline import prepare_data, training_batches
+from ssd_jax.errors import ConfigError
 from ssd_jax.parallel import make_mesh
 from ssd_jax.training import state
 from ssd_jax.training.checkpointing import TrainCheckpoints
@@ -51,17 +49,12 @@ class TrainResult:
     metrics_path: str
 
 
-def train_from_config(config: Mapping[str, Any]) -> TrainResult:
-    """Runs (or resumes) the training described by an ml_collections config."""
-    return train(TrainSettings.from_config(config))
-
-
 def train(settings: TrainSettings) -> TrainResult:
     paths = settings.paths
     mesh = make_mesh(**settings.mesh)
     batch_devices = mesh.shape["data"] * mesh.shape["fsdp"]
     if settings.micro_batch % batch_devices:
-        raise ValueError(
+        raise ConfigError(
             f"config.train.micro_batch={settings.micro_batch} rows must split evenly over the mesh's "
             f"data × fsdp = {batch_devices} devices"
         )
@@ -76,13 +69,14 @@ def train(settings: TrainSettings) -> TrainResult:
         "sample_records": prepared.counts["records"],
     }
     checkpoints = TrainCheckpoints(
-        paths.checkpoints, fingerprint, keep=settings.keep_checkpoints, async_save=settings.async_checkpointing
+        str(paths.checkpoints), fingerprint, keep=settings.keep_checkpoints, async_save=settings.async_checkpointing
     )
     try:
         checkpoints.check_same_run()
-        if os.path.isdir(paths.final):
-            logger.info("training already finished: the final model is %s", paths.final)
-            return TrainResult("already_finished", checkpoints.latest_step or 0, paths.final, paths.metrics)
+        if is_model_dir(str(paths.final_model)):
+            logger.info("training already finished: the final model is %s", paths.final_model)
+            return TrainResult("already_finished", checkpoints.latest_step or 0, str(paths.final_model),
+                               str(paths.metrics))
         return _run(settings, loaded, examples, prepared, checkpoints)
     finally:
         checkpoints.close()
@@ -114,7 +108,8 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
     train_step = make_train_step(graphdef, optimizer, param_shardings, opt_shardings, batch_shardings)
     schedule = learning_rate_schedule(settings.optimizer)
     total_steps = settings.optimizer.steps
-    log = MetricsLog(paths.metrics, step, total_steps=total_steps, enabled=jax.process_index() == 0)
+    log = MetricsLog(paths.metrics, step, total_steps=total_steps, enabled=jax.process_index() == 0,
+                     tensorboard_dir=paths.tensorboard)
     status, saved_step = "finished", step
     try:
         with PreemptionWatch() as preemption:
@@ -138,6 +133,7 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
                     logger.info("step %d: %s", step, metrics)
                 if step % settings.checkpoint_every == 0 or step == total_steps:
                     checkpoints.save(step, params, opt_state, data_iterator)
+                    log.flush()
                     saved_step = step
         if saved_step != step:
             checkpoints.save(step, params, opt_state, data_iterator)
@@ -146,9 +142,11 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
         log.close()
     if status == "preempted":
         logger.warning("stopped by SIGTERM after step %d; the checkpoint is saved, rerun to resume", step)
-        return TrainResult(status, step, None, paths.metrics)
-    _save_final(nnx.merge(graphdef, params), loaded, paths.final)
-    return TrainResult(status, step, paths.final, paths.metrics)
+        return TrainResult(status, step, None, str(paths.metrics))
+    final = str(paths.final_model)
+    save_model(nnx.merge(graphdef, params), final, tokenizer=loaded.tokenizer, chat_template=loaded.chat_template)
+    logger.info("final model saved to %s", final)
+    return TrainResult(status, step, final, str(paths.metrics))
 
 
 def _metrics_line(step: int, values: dict[str, Any], learning_rate: float, seconds: float) -> dict[str, float]:
@@ -164,16 +162,3 @@ def _metrics_line(step: int, values: dict[str, Any], learning_rate: float, secon
 
 def _abstract(tree: Any, shardings: Any) -> Any:
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
-
-
-def _save_final(model: nnx.Module, loaded: LoadedModel, final_dir: str) -> None:
-    """Writes the model next to `final_dir`, then renames it into place: `final/` is always whole."""
-    partial = final_dir + ".partial"
-    if jax.process_index() == 0 and os.path.isdir(partial):
-        shutil.rmtree(partial)  # what an interrupted earlier attempt left
-    save_model(model, partial, tokenizer=loaded.tokenizer, chat_template=loaded.chat_template)
-    if jax.process_count() > 1:
-        multihost_utils.sync_global_devices("ssd_jax final model written")
-    if jax.process_index() == 0:
-        os.replace(partial, final_dir)
-    logger.info("final model saved to %s", final_dir)

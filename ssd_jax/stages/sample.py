@@ -1,9 +1,11 @@
-"""The SSD sampling job (stage 1): prompts → chat-rendered prompts → N samples each → shards.
+"""Stage `sample` (SSD stage 1): prompts → chat-rendered prompts → N samples each → shards.
 
 Fields read (configs/base.py documents them): `workdir`, `model`, `seed`, `dtype`,
 `param_dtype`, `prompts.{source, path, limit, require_passed, system_message}` and
 `sampling.{temperature, top_k, top_p, n_samples, max_new_tokens, batch_size, stop_strings,
-stop_token_ids, model_parallel}`. Records go to `<workdir>/samples/` (`data.records`).
+stop_token_ids, model_parallel}`. Records go to `<workdir>/samples/` (`data.records`), local
+or gs://. The outputs depend on `FINGERPRINT` (less `EXECUTION_ONLY`); a half-finished stage
+resumed with other values of those fields is refused (`ssd_jax.stages.common`).
 
 * Resumable: the (prompt id, sample index) pairs already in the shard directory are skipped,
   and records are written a batch at a time, so a killed job loses at most the batches since
@@ -20,7 +22,6 @@ import collections
 import dataclasses
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
 import jax
 from absl import logging
@@ -30,10 +31,18 @@ from ssd_jax.checkpoints.load import load_model
 from ssd_jax.data.prompt_format import problem_messages
 from ssd_jax.data.prompts import load_prompts
 from ssd_jax.data.records import SampleRecord, ShardWriter, process_shard_name
+from ssd_jax.errors import ConfigError, InputError
 from ssd_jax.parallel import make_mesh
 from ssd_jax.problems.types import Problem
 from ssd_jax.sampling.completions import Completion
 from ssd_jax.sampling.sampler import SampleRequest, Sampler
+from ssd_jax.stages.common import flat_fields
+from ssd_jax.workdir import Workdir
+
+NAME = "sample"
+# The config fields the samples depend on; batch size and devices per replica only change how fast.
+FINGERPRINT = ("model", "seed", "dtype", "param_dtype", "prompts", "sampling")
+EXECUTION_ONLY = ("sampling.batch_size", "sampling.model_parallel")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,34 +64,29 @@ class _Prompt:
     text: str
 
 
-def samples_dir(workdir: str) -> Path:
-    return Path(workdir) / "samples"
-
-
 def _load_problems(prompts: Mapping) -> list[Problem]:
     options = {"require_passed": bool(prompts.require_passed)} if prompts.source == "rstar-coder" else {}
     problems = load_prompts(prompts.source, prompts.path or None, limit=prompts.limit or None, **options)
     counts = collections.Counter(problem.id for problem in problems)
     repeated = sorted(pid for pid, n in counts.items() if n > 1)
     if repeated:
-        raise ValueError(f"prompt source {prompts.source!r} repeats problem ids {repeated[:5]}; ids must be unique")
+        raise InputError(f"prompt source {prompts.source!r} repeats problem ids {repeated[:5]}; ids must be unique")
     return problems
 
 
-def _sampling_mesh(model_parallel: int) -> jax.sharding.Mesh:
-    """This process's devices: `model_parallel` of them per model replica, the rest split the batch."""
+def process_local_mesh(model_parallel: int, field: str = "config.sampling.model_parallel") -> jax.sharding.Mesh:
+    """This process's devices: `model_parallel` of them per model replica, the rest split the batch.
+    Sampling never spans hosts: each process decodes its own share with no collectives."""
     devices = jax.local_devices()
     if model_parallel < 1 or len(devices) % model_parallel:
-        raise ValueError(
-            f"config.sampling.model_parallel={model_parallel} must divide this process's {len(devices)} devices"
-        )
+        raise ConfigError(f"{field}={model_parallel} must divide this process's {len(devices)} devices")
     return make_mesh(data=-1, fsdp=1, model=model_parallel, devices=devices)
 
 
 def _render(problems: list[Problem], loaded, sampler: Sampler, system_message: str) -> tuple[list[_Prompt], int]:
     """Chat-rendered prompts that fit the context, and the number that did not."""
     if loaded.chat_template is None:
-        raise ValueError(f"model {loaded.ref!r} has no chat template; sampling renders prompts with it")
+        raise InputError(f"model {loaded.ref!r} has no chat template; sampling renders prompts with it")
     fitting, too_long = [], 0
     for problem in problems:
         messages = problem_messages(problem, system_message or None)
@@ -109,21 +113,21 @@ def _record(config: Mapping, prompt: _Prompt, completion: Completion) -> SampleR
     )
 
 
-def sample_from_config(config: Mapping) -> SamplingSummary:
+def run(config: Mapping) -> SamplingSummary:
     """Samples this process's share of the prompts into `<workdir>/samples/`; see the module docstring."""
     s = config.sampling
     problems = _load_problems(config.prompts)[jax.process_index() :: jax.process_count()]
     loaded = load_model(config.model, dtype=config.dtype, param_dtype=config.param_dtype,
-                        mesh=_sampling_mesh(int(s.model_parallel)))
+                        mesh=process_local_mesh(int(s.model_parallel)))
     sampler = Sampler(loaded, max_new_tokens=int(s.max_new_tokens), batch_size=int(s.batch_size),
                       seed=int(config.seed), stop_token_ids=tuple(s.stop_token_ids), stop_strings=tuple(s.stop_strings))
     prompts, too_long = _render(problems, loaded, sampler, config.prompts.system_message)
     if problems and not prompts:
-        raise ValueError(
+        raise InputError(
             f"none of the {len(problems)} prompts fits the model's {sampler.context}-token context; "
             "check config.prompts and config.model"
         )
-    directory = samples_dir(config.workdir)
+    directory = Workdir(config.workdir).samples
     with ShardWriter(directory, process_shard_name(jax.process_index()), chunk_size=sampler.batch_size) as writer:
         pending = {
             p.problem.id: [i for i in range(int(s.n_samples)) if not writer.is_done(p.problem.id, i)] for p in prompts
@@ -137,6 +141,8 @@ def sample_from_config(config: Mapping) -> SamplingSummary:
         written, tokens = _write_all(config, sampler, {p.problem.id: p for p in prompts}, requests, pending, writer)
     summary = SamplingSummary(str(directory), len(problems), too_long, already_done, written, tokens)
     logging.info("sampling done: %s", summary)
+    print(f"[sample] process {jax.process_index()}: {summary.written} samples written ({summary.completion_tokens} "
+          f"tokens), {summary.already_done} already done, {summary.too_long} prompts too long for the context")
     return summary
 
 
@@ -156,3 +162,8 @@ def _write_all(config, sampler, prompts_by_id, requests, pending, writer) -> tup
     finally:
         bar.close()
     return written, tokens
+
+
+def fingerprint(config: Mapping) -> dict:
+    """The config fields the samples depend on, as `dotted.name -> value`."""
+    return flat_fields(config, FINGERPRINT, EXECUTION_ONLY)

@@ -1,0 +1,47 @@
+"""Stage `train` (SSD stage 2): fine-tune the base model on its own samples, plain cross-entropy.
+
+Reads `workdir`, `model`, `seed`, `dtype`, `param_dtype`, `mesh`, `data.*` and `train.*` once
+(`TrainSettings.from_config`); samples come from `data.samples_dir` (default `<workdir>/samples`).
+Writes `<workdir>/train/`: checkpoints/, metrics.jsonl and TensorBoard events, and at the end
+final/ (an ssd-jax model directory). A rerun resumes from the latest checkpoint; SIGTERM on any
+host saves a checkpoint on every host and stops the stage (`Preempted`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ssd_jax.errors import SsdJaxError
+from ssd_jax.stages import sample
+from ssd_jax.stages.common import flat_fields
+from ssd_jax.training.settings import TrainSettings
+from ssd_jax.training.trainer import train
+
+NAME = "train"
+FINGERPRINT = ("model", "seed", "dtype", "param_dtype", "data", "train")
+# How fast or how often, never what is computed: these may change between restarts.
+EXECUTION_ONLY = ("data.read_threads", "train.micro_batch", "train.remat", "train.checkpoint_every",
+                  "train.keep_checkpoints", "train.async_checkpointing", "train.log_every")
+
+
+class Preempted(SsdJaxError):
+    """Training stopped on SIGTERM with a checkpoint on every host; rerun the same command to resume."""
+
+
+def fingerprint(config: Mapping) -> dict[str, Any]:
+    """What the trained model depends on: the training fields and, when it trains on this run's
+    own samples, everything those depend on."""
+    fields = flat_fields(config, FINGERPRINT, EXECUTION_ONLY)
+    if not config["data"]["samples_dir"]:
+        fields.update(sample.fingerprint(config))
+    return fields
+
+
+def run(config: Mapping) -> dict[str, Any]:
+    """Trains (or resumes) to `train.steps`; returns the final model's path and the last step."""
+    result = train(TrainSettings.from_config(config))
+    if result.final_model is None:
+        raise Preempted(f"training stopped at step {result.step} ({result.status}) with a checkpoint on every "
+                        "host; rerun the same command to resume")
+    return {"final_model": result.final_model, "step": result.step, "metrics": result.metrics_path}
