@@ -48,7 +48,8 @@ class TrainSettings:
     optimizer: OptimizerSettings
     global_batch: int
     micro_batch: int
-    remat: bool
+    remat: bool | str  # a policy of models.remat (True / False: block / none)
+    attention: str  # models.self_attention implementation
     checkpoint_every: int
     keep_checkpoints: int
     async_checkpointing: bool
@@ -83,7 +84,8 @@ class TrainSettings:
             ),
             global_batch=int(train["global_batch"]),
             micro_batch=int(train.get("micro_batch", 0)) or int(train["global_batch"]),
-            remat=bool(train.get("remat", False)),
+            remat=train.get("remat", False),
+            attention=str(train.get("attention", "auto")),
             checkpoint_every=int(train["checkpoint_every"]),
             keep_checkpoints=int(train["keep_checkpoints"]),
             async_checkpointing=bool(train.get("async_checkpointing", True)),

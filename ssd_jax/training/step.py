@@ -63,8 +63,11 @@ def make_train_step(
     """`step(params, opt_state, batch) -> (params, opt_state, metrics)`, jitted with explicit
     shardings; `params` and `opt_state` are donated (updated in place)."""
 
+    mesh = jax.tree.leaves(param_shardings)[0].mesh
+
     def step(params, opt_state, batch):
-        loss, grads = loss_and_grads(graphdef, params, batch, param_shardings)
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):  # for the attention kernel's shard_map
+            loss, grads = loss_and_grads(graphdef, params, batch, param_shardings)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         metrics = {
             "loss": loss,
@@ -74,7 +77,6 @@ def make_train_step(
         }
         return optax.apply_updates(params, updates), opt_state, metrics
 
-    mesh = jax.tree.leaves(param_shardings)[0].mesh
     replicated = NamedSharding(mesh, PartitionSpec())
     return jax.jit(
         step,
