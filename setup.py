@@ -38,7 +38,8 @@ setup(
         # Work directories and models on Google Cloud Storage (gs://): etils.epath reads and writes
         # through gcsfs; Orbax checkpoints use tensorstore's own GCS driver.
         "gcs": ["gcsfs>=2024.2"],
+        # libtpu (jax[tpu]) lets the tests compile for real TPU topologies on a CPU host (launch/compile.py).
         "test": ["pytest>=8", "transformers>=4.57", "accelerate>=1.0", "torch==2.13.0", "portpicker>=1.6",
-                 "gcsfs>=2024.2", "gcp-storage-emulator>=2024.8"],
+                 "gcsfs>=2024.2", "gcp-storage-emulator>=2024.8", "jax[tpu]==0.10.2"],
     },
 )

@@ -77,7 +77,8 @@ def get_config() -> ConfigDict:
     c.train.b2 = 0.95
     c.train.weight_decay = 0.1
     c.train.grad_clip = 1.0
-    c.train.remat = False  # Rematerialise transformer blocks (long sequences).
+    c.train.remat = "none"  # Block rematerialisation policy: none | block | save_dots | save_qkv (models/remat.py).
+    c.train.attention = "auto"  # auto | reference | blockwise | splash | cudnn (models/self_attention.py).
     c.train.checkpoint_every = 250
     c.train.keep_checkpoints = 3
     c.train.async_checkpointing = True  # Write checkpoints in the background while training goes on.

@@ -68,7 +68,8 @@ def load_model(
     param_dtype: str | None = None,
     mesh: jax.sharding.Mesh | None = None,
     rules: Rules = DEFAULT_RULES,
-    remat: bool = False,
+    remat: bool | str = False,
+    attention: str = "auto",
 ) -> LoadedModel:
     """Loads `ref`: an HF directory, a `.gguf` file, an ssd-jax model directory (each local or
     `gs://`), or a built-in name (`smollm2-135m-instruct`). `dtype` is the compute dtype; parameters are stored in
@@ -76,7 +77,7 @@ def load_model(
     from ssd_jax.checkpoints import builtin, tiny
 
     mesh = mesh or single_device_mesh()
-    overrides = dict(dtype=dtype, param_dtype=param_dtype or dtype, remat=remat)
+    overrides = dict(dtype=dtype, param_dtype=param_dtype or dtype, remat=remat, attention=attention)
     if ref == tiny.NAME:
         return _load_tiny(overrides, mesh, rules)
     if ref in builtin.BUILTIN_MODELS:

@@ -1,11 +1,17 @@
-"""Grouped-query attention over keys/values laid out `[batch, kv_heads, length, head_dim]`."""
+"""The reference grouped-query attention over keys/values laid out `[batch, kv_heads, length, head_dim]`.
+
+It materialises float32 scores `[B, K, G, T, S]` and takes a dense mask: exact and, on CPU,
+the fastest at short lengths, but quadratic in memory. `self_attention` picks it or a
+blockwise / kernel implementation for full sequences.
+"""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
-_MASKED = -0.7 * float(jnp.finfo(jnp.float32).max)
+MASKED = -0.7 * float(jnp.finfo(jnp.float32).max)  # a finite "minus infinity": no NaN on empty rows
+_MASKED = MASKED
 
 
 def causal_segment_mask(segment_ids: jax.Array | None, length: int, batch: int) -> jax.Array:
@@ -25,21 +31,22 @@ def cached_mask(key_mask: jax.Array, write_index: jax.Array, query_len: int) -> 
     return key_mask[:, None, :] & not_future[None]
 
 
-def _grouped(x: jax.Array, num_kv: int) -> jax.Array:
+def grouped(x: jax.Array, num_kv: int) -> jax.Array:
     """`[B, T, H, D]` → `[B, K, G, T, D]`: each KV head's `G` query heads, time-major."""
     batch, length, num_heads, head_dim = x.shape
     return x.reshape(batch, length, num_kv, num_heads // num_kv, head_dim).transpose(0, 2, 3, 1, 4)
 
 
-def _ungrouped(x: jax.Array) -> jax.Array:
+def ungrouped(x: jax.Array) -> jax.Array:
+    """`[B, K, G, T, D]` → `[B, T, H, D]` (the inverse of `grouped`)."""
     batch, num_kv, group, length, head_dim = x.shape
     return x.transpose(0, 3, 1, 2, 4).reshape(batch, length, num_kv * group, head_dim)
 
 
 def _masked_scores(q: jax.Array, k: jax.Array, mask: jax.Array) -> jax.Array:
-    """float32 `[B, K, G, T, S]` scaled scores of grouped queries, `_MASKED` where `mask` is false."""
+    """float32 `[B, K, G, T, S]` scaled scores of grouped queries, `MASKED` where `mask` is false."""
     scores = jnp.einsum("bkgtd,bksd->bkgts", q, k, preferred_element_type=jnp.float32)
-    return jnp.where(mask[:, None, None], scores * (q.shape[-1] ** -0.5), _MASKED)
+    return jnp.where(mask[:, None, None], scores * (q.shape[-1] ** -0.5), MASKED)
 
 
 def _attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -65,14 +72,14 @@ def grouped_query_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.
 
 
 def _attention_forward(q, k, v, mask):
-    grouped_q = _grouped(q, k.shape[1])
+    grouped_q = grouped(q, k.shape[1])
     out, log_norm = _attend(grouped_q, k, v, mask)
-    return _ungrouped(out), (grouped_q, k, v, mask, out, log_norm)
+    return ungrouped(out), (grouped_q, k, v, mask, out, log_norm)
 
 
 def _attention_backward(residuals, d_out):
     q, k, v, mask, out, log_norm = residuals
-    d_out = _grouped(d_out, k.shape[1])
+    d_out = grouped(d_out, k.shape[1])
     weights = jnp.exp(_masked_scores(q, k, mask) - log_norm)
     # d_v and d_k contract over (group, time), the leading axes of both operands; written as
     # `[.., D, S]` products the large `[T, S]` operand needs no transposed copy, only the small one.
@@ -82,7 +89,7 @@ def _attention_backward(residuals, d_out):
     d_scores = weights * (d_weights - row_dot) * (q.shape[-1] ** -0.5)
     d_q = jnp.einsum("bkgts,bksd->bkgtd", d_scores.astype(k.dtype), k)
     d_k = jnp.einsum("bkgtd,bkgts->bkds", q, d_scores.astype(q.dtype)).swapaxes(-1, -2)
-    return _ungrouped(d_q), d_k, d_v, None
+    return ungrouped(d_q), d_k, d_v, None
 
 
 grouped_query_attention.defvjp(_attention_forward, _attention_backward)

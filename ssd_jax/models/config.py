@@ -6,6 +6,9 @@ import dataclasses
 from typing import Any
 
 SUPPORTED_FAMILIES = ("llama", "qwen3")
+ATTENTION_IMPLEMENTATIONS = ("auto", "reference", "blockwise", "splash", "cudnn")  # see models/self_attention.py
+# What a rematerialised block keeps for the backward pass (see models/remat.py).
+REMAT_POLICIES = ("none", "block", "save_dots", "save_qkv")
 _ARCHITECTURE_FAMILY = {"LlamaForCausalLM": "llama", "Qwen3ForCausalLM": "qwen3"}
 _SUPPORTED_ROPE_TYPES = ("default", "llama3")
 
@@ -28,8 +31,9 @@ class RopeScaling:
 class ModelConfig:
     """Hyperparameters of a decoder-only transformer (Llama or Qwen3 dense family).
 
-    `dtype` is the compute dtype, `param_dtype` the storage dtype of parameters; `remat`
-    rematerialises each block in the backward pass (long sequences).
+    `dtype` is the compute dtype, `param_dtype` the storage dtype of parameters; `remat` is
+    the rematerialisation policy of each block in the backward pass (`REMAT_POLICIES`; True /
+    False mean `block` / `none`); `attention` picks the full-sequence attention implementation.
     """
 
     family: str
@@ -50,9 +54,16 @@ class ModelConfig:
     eos_token_ids: tuple[int, ...] = ()
     dtype: str = "float32"
     param_dtype: str = "float32"
-    remat: bool = False
+    remat: str = "none"
+    attention: str = "auto"
 
     def __post_init__(self):
+        if isinstance(self.remat, bool):
+            object.__setattr__(self, "remat", "block" if self.remat else "none")
+        if self.remat not in REMAT_POLICIES:
+            raise ValueError(f"remat {self.remat!r}: choose one of {REMAT_POLICIES}")
+        if self.attention not in ATTENTION_IMPLEMENTATIONS:
+            raise ValueError(f"attention {self.attention!r}: choose one of {ATTENTION_IMPLEMENTATIONS}")
         if self.family not in SUPPORTED_FAMILIES:
             raise UnsupportedModelError(
                 f"model family {self.family!r} is not supported; supported: {SUPPORTED_FAMILIES}"

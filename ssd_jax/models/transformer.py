@@ -16,8 +16,11 @@ import math
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
 
 from ssd_jax.models import attention, layers
+from ssd_jax.models.remat import QKV_NAMES, rematerialised
+from ssd_jax.models.self_attention import self_attention
 from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.kv_cache import KVCache, attend_one_token
 
@@ -109,13 +112,17 @@ class Transformer(nnx.Module):
     def _embed(self, tokens: jax.Array) -> jax.Array:
         return jnp.take(self.embed[...], tokens, axis=0).astype(self._dtype)
 
-    def _logits(self, x: jax.Array) -> jax.Array:
-        x = layers.rms_norm(x, self.final_norm[...], self.config.rms_norm_eps)
+    def output_head(self) -> jax.Array:
+        """The `[embed, vocab]` matrix that turns final hidden states into logits (compute dtype)."""
         if self.config.tie_word_embeddings:
-            head = self.embed[...].astype(self._dtype).T
-        else:
-            head = self.lm_head[...].astype(self._dtype)
-        return jnp.einsum("btd,dv->btv", x, head, preferred_element_type=jnp.float32)
+            return self.embed[...].astype(self._dtype).T
+        return self.lm_head[...].astype(self._dtype)
+
+    def _final_norm(self, x: jax.Array) -> jax.Array:
+        return layers.rms_norm(x, self.final_norm[...], self.config.rms_norm_eps)
+
+    def _logits(self, x: jax.Array) -> jax.Array:
+        return jnp.einsum("btd,dv->btv", self._final_norm(x), self.output_head(), preferred_element_type=jnp.float32)
 
     def __call__(
         self,
@@ -128,21 +135,31 @@ class Transformer(nnx.Module):
         With `segment_ids`, attention never crosses segments (packed rows); the caller gives
         `positions` restarting at 0 in each segment.
         """
+        return jnp.einsum("btd,dv->btv", self.hidden_states(tokens, positions, segment_ids), self.output_head(),
+                          preferred_element_type=jnp.float32)
+
+    def hidden_states(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array | None = None,
+        segment_ids: jax.Array | None = None,
+    ) -> jax.Array:
+        """The final-normed hidden states `[B, L, embed]` (compute dtype) that `output_head()` maps
+        to logits: what a loss that never holds a row's logits (`training.loss`) starts from."""
         batch, length = tokens.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))
-        mask = attention.causal_segment_mask(segment_ids, length, batch)
         config, inv_freq = self.config, layers.rope_inverse_frequencies(self.config)
 
         def block(x, p):
             q, k, v = _attend_inputs(p, x, positions, config, inv_freq)
-            out = attention.grouped_query_attention(q, k, v, mask)
+            q, k, v = (checkpoint_name(a, n) for a, n in zip((q, k, v), QKV_NAMES))
+            out = self_attention(q, k, v, segment_ids, config.attention)
             return _finish_block(p, x, out, config), None
 
-        if config.remat:
-            block = jax.checkpoint(block, prevent_cse=False)
+        block = rematerialised(block, config.remat)
         x, _ = jax.lax.scan(block, self._embed(tokens), self.blocks.stacked(self._dtype))
-        return self._logits(x)
+        return self._final_norm(x)
 
     def layer_params(self) -> tuple[dict[str, jax.Array], ...]:
         """Each block's parameters as its own arrays (static slices of the stacked ones).

@@ -31,7 +31,8 @@ class TrainSettings:
     optimizer: OptimizerSettings
     global_batch: int
     micro_batch: int
-    remat: bool
+    remat: bool | str  # a policy of models.remat (True / False: block / none)
+    attention: str  # models.self_attention implementation
     checkpoint_every: int
     keep_checkpoints: int
     async_checkpointing: bool
@@ -64,7 +65,8 @@ class TrainSettings:
             ),
             global_batch=int(train["global_batch"]),
             micro_batch=int(train["micro_batch"]) or int(train["global_batch"]),
-            remat=bool(train["remat"]),
+            remat=train["remat"],
+            attention=str(train["attention"]),
             checkpoint_every=int(train["checkpoint_every"]),
             keep_checkpoints=int(train["keep_checkpoints"]),
             async_checkpointing=bool(train["async_checkpointing"]),

@@ -18,21 +18,19 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from ssd_jax.training.loss import chunked_cross_entropy_sum
+
 Params = dict[str, Any]
 Batch = dict[str, jax.Array]
 
 
-def masked_cross_entropy_sum(logits: jax.Array, targets: jax.Array, weights: jax.Array) -> jax.Array:
-    """Σ weight · CE(logits, target) over all positions; masked positions contribute exactly 0."""
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-    return jnp.sum(jnp.where(weights > 0, ce * weights, 0.0))
-
-
 def micro_batch_loss(graphdef: nnx.GraphDef, params: Params, micro: Batch, total_weight: jax.Array) -> jax.Array:
-    """This micro-batch's share of the global mean loss: its CE sum over the global weight."""
+    """This micro-batch's share of the global mean loss: its CE sum over the global weight.
+
+    The cross-entropy is chunked over tokens (`training.loss`): no row's logits are ever whole."""
     model = nnx.merge(graphdef, params)
-    logits = model(micro["inputs"], micro["positions"], micro["segment_ids"])
-    return masked_cross_entropy_sum(logits, micro["targets"], micro["weights"]) / total_weight
+    hidden = model.hidden_states(micro["inputs"], micro["positions"], micro["segment_ids"])
+    return chunked_cross_entropy_sum(hidden, model.output_head(), micro["targets"], micro["weights"]) / total_weight
 
 
 def loss_and_grads(graphdef: nnx.GraphDef, params: Params, batch: Batch, grad_sharding: Any = None):
@@ -65,8 +63,11 @@ def make_train_step(
     """`step(params, opt_state, batch) -> (params, opt_state, metrics)`, jitted with explicit
     shardings; `params` and `opt_state` are donated (updated in place)."""
 
+    mesh = jax.tree.leaves(param_shardings)[0].mesh
+
     def step(params, opt_state, batch):
-        loss, grads = loss_and_grads(graphdef, params, batch, param_shardings)
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):  # for the attention kernel's shard_map
+            loss, grads = loss_and_grads(graphdef, params, batch, param_shardings)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         metrics = {
             "loss": loss,
@@ -76,7 +77,6 @@ def make_train_step(
         }
         return optax.apply_updates(params, updates), opt_state, metrics
 
-    mesh = jax.tree.leaves(param_shardings)[0].mesh
     replicated = NamedSharding(mesh, PartitionSpec())
     return jax.jit(
         step,

@@ -59,7 +59,8 @@ def train(settings: TrainSettings) -> TrainResult:
             f"data × fsdp = {batch_devices} devices"
         )
     loaded = load_model(
-        settings.model, dtype=settings.dtype, param_dtype=settings.param_dtype, mesh=mesh, remat=settings.remat
+        settings.model, dtype=settings.dtype, param_dtype=settings.param_dtype, mesh=mesh, remat=settings.remat,
+        attention=settings.attention,
     )
     examples = ExampleTokenizer(loaded.tokenizer, loaded.chat_template)
     prepared = prepare_data(settings.data, examples)
