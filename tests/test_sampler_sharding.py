@@ -45,12 +45,11 @@ def test_every_mesh_draws_the_single_device_tokens(loaded, requests, single_devi
         assert ours.finish_reason == reference.finish_reason
         np.testing.assert_allclose(ours.logprobs, reference.logprobs, atol=1e-5)
 
-    cache, _ = sampler.programs.prefill(sampler.host_batch([sampler.row(r) for r in requests]))
     kv_heads_split = loaded.config.num_kv_heads % model == 0
-    expected = ("data" if data > 1 else None, "model" if kv_heads_split and model > 1 else None, None, None)
-    for layer in (*cache.keys, *cache.values):
+    expected = ("data" if data > 1 else None, None, None, "model" if kv_heads_split and model > 1 else None, None)
+    for layer in sampler.engine.cache.pages:
         spec = tuple(layer.sharding.spec)
-        assert spec + (None,) * (4 - len(spec)) == expected, "cache: batch over `data`, KV heads over `model`"
-    gate = sampler.programs.params["blocks"]["gate_proj"]
+        assert spec + (None,) * (5 - len(spec)) == expected, "pages: replicas over `data`, KV heads over `model`"
+    gate = sampler.engine.params["blocks"]["gate_proj"]
     assert gate.sharding.spec[2] == ("model" if model > 1 else None), "mlp weights split over `model`"
-    assert len(jax.tree.leaves(sampler.programs.params)[0].sharding.device_set) == 8
+    assert len(jax.tree.leaves(sampler.engine.params)[0].sharding.device_set) == 8

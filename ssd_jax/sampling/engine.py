@@ -73,7 +73,7 @@ def cache_sharding(config: ModelConfig, mesh: jax.sharding.Mesh, num_pages: int,
 
     Keys and values of a KV head are adjacent (heads 2k, 2k + 1), so a split of the 2K heads
     into `model` contiguous blocks keeps whole KV heads together, as the projections split them."""
-    shape = (cache_replicas(mesh), num_pages, page_size, 2 * config.num_kv_heads, config.head_dim)
+    shape = (cache_replicas(mesh), num_pages, page_size, config.num_kv_heads, config.head_dim)  # split by KV heads
     return NamedSharding(mesh, logical_to_spec(("batch", *PAGED_AXES), shape, mesh, rules))
 
 

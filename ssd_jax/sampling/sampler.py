@@ -21,8 +21,8 @@ prompt never stalls the live slots for long.
   `t`) (`keys`), so a completion does not depend on its slot, the step it started at or its
   neighbours, up to float rounding (a greedy token can flip only at a near-tie of the top two
   logits, a sampled one only with its uniform within ~1e-7 of a cumulative boundary).
-* Programs: one decode program per page-table width (powers of two up to the longest sample's
-  pages), one prefill program per page-table width, one copy program; sampling parameters are
+* Programs: one decode program per page-table width (powers of two from `MIN_TABLE_WIDTH` up to
+  the longest sample's pages), one prefill program per page-table width, one copy program; sampling parameters are
   per-slot arrays, so a temperature grid never recompiles.
 
 Stop strings are matched on the host as tokens arrive (over the last `STOP_WINDOW` tokens'
@@ -121,6 +121,7 @@ class _Sample:
     request: SampleRequest
     prompt: _Prompt
     budget: int
+    id_words: np.ndarray  # uint32 [2]: the prompt id's hash (keys.prompt_id_words)
     replica: int = -1
     pages: list[int] = dataclasses.field(default_factory=list)  # owned
     table: list[int] = dataclasses.field(default_factory=list)  # the whole page table
@@ -130,9 +131,12 @@ class _Sample:
     sampling_logprobs: list[float] = dataclasses.field(default_factory=list)
 
 
+MIN_TABLE_WIDTH = 8  # Fewest pages a page table passed to a program holds (fewer programs for short runs).
+
+
 def _width(pages: int) -> int:
-    """The page-table width for `pages` live pages: the next power of two (few programs)."""
-    return 1 << max(pages - 1, 0).bit_length()
+    """The page-table width for `pages` live pages: the next power of two, at least `MIN_TABLE_WIDTH`."""
+    return max(MIN_TABLE_WIDTH, 1 << max(pages - 1, 0).bit_length())
 
 
 class Sampler:
@@ -237,7 +241,7 @@ class Sampler:
             prompt = prompts[key]
             prompt.waiting += 1
             budget = min(self.max_new_tokens, self.context - len(prompt.token_ids))
-            samples.append(_Sample(index, request, prompt, budget))
+            samples.append(_Sample(index, request, prompt, budget, prompt_id_words([request.prompt_id])[0]))
         order = {id(p): i for i, p in enumerate(prompts.values())}
         return sorted(samples, key=lambda s: order[id(s.prompt)])
 
@@ -249,7 +253,9 @@ class Sampler:
     def _engine_for(self, samples: Sequence[_Sample]) -> PagedEngine:
         """The engine with this run's page pool (kept while the pool size stays the same)."""
         largest = max(sum(self._needed(s)) for s in samples)
-        pages = self.kv_cache_pages or _width(self.slots * largest)
+        pages = self.kv_cache_pages or 1 << (self.slots * largest - 1).bit_length()
+        if not self.kv_cache_pages and self.engine is not None and self.engine.num_pages - 1 >= pages:
+            pages = self.engine.num_pages - 1  # a default pool only grows: a smaller run reuses its programs
         for sample in samples:
             need = sum(self._needed(sample))
             if need > pages:
@@ -421,7 +427,7 @@ class _Run:
             inputs.kv_len[r, s] = length
             inputs.temperature[r, s], inputs.top_k[r, s], inputs.top_p[r, s] = (
                 request.temperature, request.top_k, request.top_p)
-            inputs.id_words[r, s] = prompt_id_words([request.prompt_id])[0]
+            inputs.id_words[r, s] = sample.id_words
             inputs.sample_index[r, s] = request.sample_index
             inputs.drawn[r, s] = len(sample.tokens)
         width = _width(max(-(-length // page_size) for length in kv_lens.values()))
