@@ -207,6 +207,15 @@ def test_samples_of_a_prompt_share_its_prefill(loaded, sampler):
         assert ours.token_ids == alone.token_ids
         np.testing.assert_allclose(ours.logprobs, alone.logprobs, atol=1e-5)
     assert len({tuple(c.token_ids) for c in together}) == len(grid)
+    # An independent truth for the shared pages: each sample's log-probs under a full forward pass.
+    prompt_ids = sampler.prompt_token_ids(prompt)
+    for completion in together:
+        logits = loaded.logits(np.asarray([prompt_ids + completion.token_ids]))[0].astype(np.float64)
+        steps = logits[len(prompt_ids) - 1 : -1]
+        log_softmax = steps - steps.max(-1, keepdims=True)
+        log_softmax -= np.log(np.exp(log_softmax).sum(-1, keepdims=True))
+        expected = log_softmax[np.arange(len(completion.token_ids)), completion.token_ids]
+        np.testing.assert_allclose(completion.logprobs, expected, atol=1e-4)
 
 
 def test_a_temperature_grid_shares_batches_and_keys(loaded, sampler):

@@ -53,3 +53,16 @@ def test_every_mesh_draws_the_single_device_tokens(loaded, requests, single_devi
     gate = sampler.engine.params["blocks"]["gate_proj"]
     assert gate.sharding.spec[2] == ("model" if model > 1 else None), "mlp weights split over `model`"
     assert len(jax.tree.leaves(sampler.engine.params)[0].sharding.device_set) == 8
+
+
+def test_compile_targets_update_the_paged_cache_in_place(loaded):
+    """`sampler_compile_targets` compiles on a 4 × 2 mesh, and the compiled decode step aliases its
+    whole cache argument to its output (donated, updated in place: no second copy of the pages)."""
+    from ssd_jax.sampling.aot import sampler_compile_targets
+
+    targets = sampler_compile_targets(loaded.config, mesh=make_mesh(4, 1, 2), dtype="float32", batch_size=8,
+                                      max_prompt_tokens=40, max_new_tokens=24)
+    for name, (fn, args) in targets.items():
+        cache = args[2]
+        per_device = sum(np.prod(layer.sharding.shard_shape(layer.shape)) * 4 for layer in cache.pages)
+        assert fn.lower(*args).compile().memory_analysis().alias_size_in_bytes == per_device, name

@@ -42,7 +42,8 @@ def sampler_compile_targets(model_config: ModelConfig, *, mesh: jax.sharding.Mes
     slots = batch_size // replicas
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: Transformer(config, rngs=nnx.Rngs(0))))
     shardings = state_shardings(abstract, mesh)
-    params = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings)
+    params = jax.tree.map(lambda var, s: var.replace(jax.ShapeDtypeStruct(var.shape, var.dtype, sharding=s)),
+                          abstract, shardings, is_leaf=lambda x: isinstance(x, nnx.Variable))
     sample_pages = -(-(max_prompt_tokens + max_new_tokens) // PAGE_SIZE)
     num_pages = slots * sample_pages + 1
     pages = cache_sharding(config, mesh, num_pages, PAGE_SIZE)

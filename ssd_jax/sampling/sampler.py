@@ -310,6 +310,9 @@ class _Run:
             self._copy_pending()
             if any(s is not None and s.live for row in self.slots for s in row):
                 yield from self._decode()
+            elif not any(s is not None for row in self.slots for s in row):
+                raise RuntimeError(f"no slot could take sample {self.queue[0].request!r} with every page free; "
+                                   "the page accounting is broken")
             self.stats.peak_pages = max(a.peak for a in self.allocators)
             self.stats.prefill_chunks = self.engine.prefill_chunks - chunks0
             self.stats.decode_steps = self.engine.decode_steps - steps0
