@@ -50,6 +50,10 @@ def get_config() -> ConfigDict:
     c.sampling.batch_size = 32  # Rows decoded at once by each process (split over its devices' data axis).
     c.sampling.stop_strings = ()  # Extra stop strings, beside the model's end-of-turn tokens (matched after decoding).
     c.sampling.stop_token_ids = ()  # Extra token ids that end a sample, beside the model's eos / end-of-turn ids.
+    c.sampling.page_size = 16  # Tokens per page of the sampler's paged KV cache.
+    c.sampling.kv_cache_pages = 0  # KV pages per cache replica; 0 = kv_cache_gb, or enough for every slot's longest sample.
+    c.sampling.kv_cache_gb = 0.0  # KV cache per device in GiB, when kv_cache_pages is 0 (0 = see kv_cache_pages).
+    c.sampling.prefill_chunk = 256  # Prompt tokens prefilled per chunk between decode steps.
     # Each process samples on its own devices: `model_parallel` per model replica (tensor parallel), the rest
     # of its devices split the batch. Independent of `mesh` above, which is the training mesh.
     c.sampling.model_parallel = 1

@@ -11,7 +11,7 @@ import transformers
 
 from ssd_jax.checkpoints.load import load_model
 from ssd_jax.sampling import PromptTooLongError, Sampler, SampleRequest, filter_logits
-from ssd_jax.sampling.loop import PAD_ID
+from ssd_jax.errors import ConfigError
 
 NEW_TOKENS = 10
 
@@ -23,7 +23,7 @@ def loaded():
 
 @pytest.fixture(scope="module")
 def sampler(loaded):
-    return Sampler(loaded, max_new_tokens=NEW_TOKENS, batch_size=4, seed=7)
+    return Sampler(loaded, max_new_tokens=NEW_TOKENS, batch_size=4, seed=7, kv_cache_pages=64)
 
 
 def chat(loaded, text: str) -> str:
@@ -92,21 +92,29 @@ def test_a_sample_does_not_depend_on_its_batch(loaded, sampler):
     assert different.token_ids != alone.token_ids
 
 
-def test_a_temperature_grid_compiles_one_program_pair(loaded):
+def test_a_temperature_grid_compiles_once(loaded):
+    """5 temperatures × n = 10 samples of one prompt: the programs compile once for the grid."""
     compiles = []
 
     def listener(event, duration, **_):
         if event == "/jax/core/compile/backend_compile_duration":
             compiles.append(event)
 
-    grid_sampler = Sampler(loaded, max_new_tokens=NEW_TOKENS + 1, batch_size=4, seed=3)  # fresh programs
+    grid_sampler = Sampler(loaded, max_new_tokens=NEW_TOKENS + 1, batch_size=8, seed=3)  # fresh programs
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
-        for temperature in (0.2, 0.6, 1.0, 1.4, 1.8):
-            grid_sampler.generate(requests(loaded, temperature=temperature, count=1, samples=4), progress=False)
+        grid = [SampleRequest("grid", i, chat(loaded, "grid"), t, 20, 0.9)
+                for t in (0.2, 0.6, 1.0, 1.4, 1.8) for i in range(10)]
+        grid_sampler.generate(grid, progress=False)
+        first = len(compiles)
+        grid_sampler.generate([dataclasses.replace(r, temperature=r.temperature + 0.1) for r in grid],
+                              progress=False)
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
-    assert len(compiles) == 2, "one prefill and one decode program for the whole grid"
+    # At most: the cache's zeros, the weights' slicing, one prefill, one copy-on-write and one decode
+    # program (the whole grid fits the smallest page-table width); fewer where an earlier sampler of the
+    # same model compiled them already. Nothing more for a new grid.
+    assert first <= 5 and len(compiles) == first, compiles
 
 
 def test_stop_ids_eos_ids_and_stop_strings_end_a_row(loaded, sampler):
@@ -135,20 +143,6 @@ def test_stop_ids_eos_ids_and_stop_strings_end_a_row(loaded, sampler):
     assert not loaded.tokenizer.decode(completion.token_ids[:-1]).startswith(free.text[: cut + len(stop_string)])
 
 
-def test_done_rows_emit_padding(loaded, sampler):
-    from ssd_jax.sampling.batching import BatchRow, build_batch
-
-    prompt = sampler.prompt_token_ids(chat(loaded, "x"))
-    rows = [BatchRow("a", 0, prompt, 0.0, 0, 1.0, budget=3), BatchRow("b", 0, prompt, 0.0, 0, 1.0, budget=NEW_TOKENS)]
-    batch = build_batch(rows, 4, 64, NEW_TOKENS)
-    no_ids = np.full(8, -1, np.int32)
-    out = sampler.programs.run(batch, 0, no_ids, no_ids)
-    np.testing.assert_array_equal(out.num_tokens, [3, NEW_TOKENS, 0, 0])
-    assert np.all(out.tokens[0, 3:] == PAD_ID) and np.all(out.tokens[0, :3] >= 0)
-    assert np.all(out.tokens[2:] == PAD_ID)
-    np.testing.assert_array_equal(out.tokens[0, :3], out.tokens[1, :3])
-
-
 def test_context_limit_budgets_and_refuses_prompts(loaded):
     short_context = dataclasses.replace(loaded, config=loaded.config.replace(max_position_embeddings=66))
     limited = Sampler(short_context, max_new_tokens=NEW_TOKENS, batch_size=4, seed=0)
@@ -159,32 +153,69 @@ def test_context_limit_budgets_and_refuses_prompts(loaded):
         limited.generate([SampleRequest("long", 0, "x" * 66, 0.0, 0, 1.0)], progress=False)
 
 
-def test_finished_rows_leave_the_batch_and_no_sample_changes(loaded):
-    from ssd_jax.sampling.programs import CHECK_EVERY
-
-    context, new_tokens = 128, 3 * CHECK_EVERY + 4
+def test_slots_refill_as_samples_finish_and_no_sample_changes(loaded):
+    context, new_tokens = 128, 100
     short = dataclasses.replace(loaded, config=loaded.config.replace(max_position_embeddings=context))
     # The byte tokenizer gives one token per character: budgets 128 - length = 98, 86, ..., 14.
     requests = [SampleRequest(f"row-{i}", 0, "y" * (30 + 12 * i), 1.0, 20 * (i % 2), 0.9) for i in range(8)]
-    batched = Sampler(short, max_new_tokens=new_tokens, batch_size=8, seed=11)
-    sizes = []
-    decode = batched.programs._decode
-
-    def recording_decode(params, layer_params, cache, key_mask, inputs, state, *rest):
-        sizes.append(state.done.shape[0])
-        return decode(params, layer_params, cache, key_mask, inputs, state, *rest)
-
-    batched.programs._decode = recording_decode
+    batched = Sampler(short, max_new_tokens=new_tokens, batch_size=3, seed=11, page_size=8, prefill_chunk=16,
+                      kv_cache_pages=64)
     together = batched.generate(requests, progress=False)
-    assert sizes[0] == 8 and sizes[-1] < 8 and sizes == sorted(sizes, reverse=True), sizes
+    stats = batched.last_run
+    # 8 samples through 3 slots: the later ones start mid-decode, as earlier ones finish.
+    assert stats.decode_steps < sum(len(c.token_ids) for c in together) / 2
+    assert stats.prefill_chunks > len(requests), "prompts of 30-114 tokens prefill in chunks of 16"
 
-    alone = Sampler(short, max_new_tokens=new_tokens, batch_size=1, seed=11)
+    alone = Sampler(short, max_new_tokens=new_tokens, batch_size=1, seed=11, page_size=8, prefill_chunk=64,
+                    kv_cache_pages=64)
     for request, ours in zip(requests, together):
         reference = alone.generate([request], progress=False)[0]
         assert ours.token_ids == reference.token_ids, request.prompt_id
         assert ours.finish_reason == reference.finish_reason
         np.testing.assert_allclose(ours.logprobs, reference.logprobs, atol=1e-5)
-    assert [len(c.token_ids) for c in together] != [new_tokens] * 8, "budgets differ, so rows finish apart"
+    assert len({len(c.token_ids) for c in together}) > 4, "budgets differ, so samples finish apart"
+
+
+def test_a_run_larger_than_the_page_budget_completes_by_admission(loaded, sampler):
+    reqs = requests(loaded, temperature=1.0, count=4, samples=3)  # 12 samples of ~36-48 + 10 tokens
+    unlimited = sampler.generate(reqs, progress=False)
+    page_size, budget = 8, 20  # each sample needs 6-8 pages with its prompt; 12 of them need ~80
+    small = Sampler(loaded, max_new_tokens=NEW_TOKENS, batch_size=4, seed=7, page_size=page_size,
+                    kv_cache_pages=budget)
+    limited = small.generate(reqs, progress=False)
+    assert [c.token_ids for c in limited] == [c.token_ids for c in unlimited]
+    stats = small.last_run
+    assert stats.pages == budget and 0 < stats.peak_pages <= budget, stats
+    assert stats.live_fraction < 1.0, "pages, not slots, held samples back"
+
+    with pytest.raises(ConfigError, match="needs 7 KV cache pages .* holds 6; raise kv_cache_pages"):
+        Sampler(loaded, max_new_tokens=NEW_TOKENS, batch_size=4, seed=7, page_size=page_size,
+                kv_cache_pages=6).generate(reqs[:1], progress=False)
+
+
+def test_samples_of_a_prompt_share_its_prefill(loaded, sampler):
+    # 43 prompt tokens: the shared prefix (42 tokens) ends inside a page of 16, so every sample
+    # copies that page before its first write (copy-on-write).
+    prompt = chat(loaded, "share " + "z" * 15)
+    assert (len(sampler.prompt_token_ids(prompt)) - 1) % 16
+    grid = [SampleRequest("shared", i, prompt, t, 20, 0.9) for t in (0.5, 1.3) for i in range(4)]
+    together = sampler.generate(grid, progress=False)
+    assert sampler.last_run.prompt_prefills == 1
+    for request, ours in zip(grid, together):
+        alone = sampler.generate([request], progress=False)[0]
+        assert sampler.last_run.prompt_prefills == 1
+        assert ours.token_ids == alone.token_ids
+        np.testing.assert_allclose(ours.logprobs, alone.logprobs, atol=1e-5)
+    assert len({tuple(c.token_ids) for c in together}) == len(grid)
+    # An independent truth for the shared pages: each sample's log-probs under a full forward pass.
+    prompt_ids = sampler.prompt_token_ids(prompt)
+    for completion in together:
+        logits = loaded.logits(np.asarray([prompt_ids + completion.token_ids]))[0].astype(np.float64)
+        steps = logits[len(prompt_ids) - 1 : -1]
+        log_softmax = steps - steps.max(-1, keepdims=True)
+        log_softmax -= np.log(np.exp(log_softmax).sum(-1, keepdims=True))
+        expected = log_softmax[np.arange(len(completion.token_ids)), completion.token_ids]
+        np.testing.assert_allclose(completion.logprobs, expected, atol=1e-4)
 
 
 def test_a_temperature_grid_shares_batches_and_keys(loaded, sampler):

@@ -45,12 +45,24 @@ def test_every_mesh_draws_the_single_device_tokens(loaded, requests, single_devi
         assert ours.finish_reason == reference.finish_reason
         np.testing.assert_allclose(ours.logprobs, reference.logprobs, atol=1e-5)
 
-    cache, _ = sampler.programs.prefill(sampler.host_batch([sampler.row(r) for r in requests]))
     kv_heads_split = loaded.config.num_kv_heads % model == 0
-    expected = ("data" if data > 1 else None, "model" if kv_heads_split and model > 1 else None, None, None)
-    for layer in (*cache.keys, *cache.values):
+    expected = ("data" if data > 1 else None, None, None, "model" if kv_heads_split and model > 1 else None, None)
+    for layer in sampler.engine.cache.pages:
         spec = tuple(layer.sharding.spec)
-        assert spec + (None,) * (4 - len(spec)) == expected, "cache: batch over `data`, KV heads over `model`"
-    gate = sampler.programs.params["blocks"]["gate_proj"]
+        assert spec + (None,) * (5 - len(spec)) == expected, "pages: replicas over `data`, KV heads over `model`"
+    gate = sampler.engine.params["blocks"]["gate_proj"]
     assert gate.sharding.spec[2] == ("model" if model > 1 else None), "mlp weights split over `model`"
-    assert len(jax.tree.leaves(sampler.programs.params)[0].sharding.device_set) == 8
+    assert len(jax.tree.leaves(sampler.engine.params)[0].sharding.device_set) == 8
+
+
+def test_compile_targets_update_the_paged_cache_in_place(loaded):
+    """`sampler_compile_targets` compiles on a 4 × 2 mesh, and the compiled decode step aliases its
+    whole cache argument to its output (donated, updated in place: no second copy of the pages)."""
+    from ssd_jax.sampling.aot import sampler_compile_targets
+
+    targets = sampler_compile_targets(loaded.config, mesh=make_mesh(4, 1, 2), dtype="float32", batch_size=8,
+                                      max_prompt_tokens=40, max_new_tokens=24)
+    for name, (fn, args) in targets.items():
+        cache = args[2]
+        per_device = sum(np.prod(layer.sharding.shard_shape(layer.shape)) * 4 for layer in cache.pages)
+        assert fn.lower(*args).compile().memory_analysis().alias_size_in_bytes == per_device, name

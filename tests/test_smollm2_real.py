@@ -3,16 +3,13 @@
 transformers reads the same GGUF (dequantized to float32), so both run identical weights.
 """
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
 import transformers
-from flax import nnx
 
 from ssd_jax import load_model
 from ssd_jax.checkpoints.builtin import resolve_builtin
-from ssd_jax.models import init_cache
 
 GREEDY_TOKENS = 32
 MESSAGES = [
@@ -50,29 +47,23 @@ def test_logits_match_on_a_chat_formatted_coding_prompt(ours, reference, prompt_
     np.testing.assert_array_equal(got.argmax(-1), expected.argmax(-1))
 
 
-@nnx.jit
-def _step(model, tokens, positions, cache, write_index, key_mask):
-    return model.forward_cached(tokens, positions, cache, write_index, key_mask)
+def test_continuous_batching_greedy_equals_transformers_generate(ours, reference):
+    """Three prompts through two slots, eos on: the third starts mid-decode, when a slot frees."""
+    from ssd_jax.sampling import Sampler, SampleRequest
 
-
-def test_greedy_decode_with_cache_equals_transformers_generate(ours, reference, prompt_ids):
-    length = len(prompt_ids)
-    max_len = length + GREEDY_TOKENS
-    slots = jnp.arange(max_len)[None]
-    cache = init_cache(ours.config, 1, max_len)
-    logits, cache = _step(
-        ours.model, jnp.asarray([prompt_ids]), slots[:, :length], cache, jnp.int32(0), slots < length
-    )
-    generated = []
-    for t in range(length, max_len):
-        token = int(jnp.argmax(logits[0, -1]))
-        generated.append(token)
-        logits, cache = _step(
-            ours.model, jnp.asarray([[token]]), slots[:, t : t + 1], cache, jnp.int32(t), slots <= t
-        )
-    with torch.no_grad():
-        expected = reference.generate(
-            torch.as_tensor([prompt_ids]), max_new_tokens=GREEDY_TOKENS, do_sample=False,
-            eos_token_id=None, pad_token_id=0,
-        )[0, length:].tolist()
-    assert generated == expected, (ours.tokenizer.decode(generated), ours.tokenizer.decode(expected))
+    questions = ["Reply with the single word yes.", MESSAGES[1]["content"], "Write `add(a, b)` in Python."]
+    prompts = [ours.chat_template.render([MESSAGES[0], {"role": "user", "content": q}], add_generation_prompt=True)
+               for q in questions]
+    sampler = Sampler(ours, max_new_tokens=GREEDY_TOKENS, batch_size=2, seed=0, prefill_chunk=32)
+    completions = sampler.generate([SampleRequest(f"p{i}", 0, p, 0.0, 0, 1.0) for i, p in enumerate(prompts)],
+                                   progress=False)
+    lengths = []
+    for prompt, completion in zip(prompts, completions):
+        ids = ours.tokenizer.encode(prompt)
+        with torch.no_grad():
+            expected = reference.generate(torch.as_tensor([ids]), max_new_tokens=GREEDY_TOKENS, do_sample=False,
+                                          eos_token_id=list(sampler.eos_ids), pad_token_id=0)[0, len(ids):].tolist()
+        drawn = completion.token_ids + ([expected[-1]] if completion.finish_reason == "eos" else [])
+        assert drawn == expected, (completion.text, ours.tokenizer.decode(expected))
+        lengths.append(len(drawn))
+    assert len(set(lengths)) > 1 and sampler.last_run.decode_steps < sum(lengths), "slots finished apart and refilled"

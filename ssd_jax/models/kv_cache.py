@@ -73,3 +73,90 @@ def _scores(q: jax.Array, keys: jax.Array) -> jax.Array:
     if keys.shape[0] >= ELEMENTWISE_SCORES_FROM_ROWS and jax.default_backend() == "cpu":
         return jnp.sum(keys[:, :, None].astype(jnp.float32) * q[:, :, :, None].astype(jnp.float32), axis=-1)
     return jnp.einsum("bksd,bkgd->bksg", keys, q, preferred_element_type=jnp.float32).swapaxes(2, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# The paged cache of the continuous-batching sampler.
+
+NULL_PAGE = 0  # Never allocated: idle slots and padding tokens write here, and nothing reads it.
+PAGED_AXES = ("cache_pages", "page", "kv_heads", "head_dim")  # of each layer's pages
+
+
+class PagedKVCache(NamedTuple):
+    """One array of pages per layer, `[num_pages, page_size, 2 * kv_heads, head_dim]`.
+
+    Keys sit at the even heads and values at the odd ones: the layout of the TPU kernel
+    `jax.experimental.pallas.ops.tpu.ragged_paged_attention`, so both attention paths read the
+    same cache. A sequence's tokens live in the pages its page-table row names, in order.
+    """
+
+    pages: tuple[jax.Array, ...]
+
+    @property
+    def page_size(self) -> int:
+        return self.pages[0].shape[1]
+
+
+def init_paged_cache(config: ModelConfig, num_pages: int, page_size: int, dtype: str | None = None) -> PagedKVCache:
+    """An all-zero cache of `num_pages` pages (page `NULL_PAGE` included) of `page_size` tokens."""
+    shape = (num_pages, page_size, 2 * config.num_kv_heads, config.head_dim)
+    return PagedKVCache(tuple(jnp.zeros(shape, jnp.dtype(dtype or config.dtype)) for _ in range(config.num_layers)))
+
+
+def write_pages(pages: jax.Array, keys: jax.Array, values: jax.Array, page_ids: jax.Array,
+                offsets: jax.Array) -> jax.Array:
+    """`pages` with token `t`'s keys / values `[T, K, D]` written at (`page_ids[t]`, `offsets[t]`)."""
+    tokens, num_kv, head_dim = keys.shape
+    combined = jnp.stack([keys, values], axis=2).reshape(tokens, 2 * num_kv, head_dim)
+    return pages.at[page_ids, offsets].set(combined.astype(pages.dtype))
+
+
+def paged_attention(q: jax.Array, pages: jax.Array, page_table: jax.Array, kv_lens: jax.Array,
+                    q_lens: jax.Array) -> jax.Array:
+    """Ragged paged attention in plain JAX (a gather of each sequence's pages): the CPU path and
+    the reference of the TPU kernel.
+
+    q `[Q, M, H, D]`: `M` query slots for each of `Q` sequences; sequence `i` has `kv_lens[i]`
+    tokens in the pages `page_table[i]` (`[Q, P]`), the last `q_lens[i]` of which are its
+    queries, in query slots `0 .. q_lens[i] - 1` (the rest are padding, left unspecified).
+    Each query attends causally to its own sequence. Scores and softmax in float32. The gather
+    reads all `P` pages of the table, so the caller bounds `P` by the live pages.
+    """
+    num_seqs, num_queries, num_heads, head_dim = q.shape
+    _, page_size, combined, _ = pages.shape
+    num_kv = combined // 2
+    length = page_table.shape[1] * page_size
+    kv = pages[page_table].reshape(num_seqs, length, num_kv, 2, head_dim)
+    keys, values = kv[..., 0, :], kv[..., 1, :]
+    grouped = q.reshape(num_seqs, num_queries, num_kv, num_heads // num_kv, head_dim)
+    scores = jnp.einsum("qmkgd,qskd->qkgms", grouped, keys.astype(q.dtype), preferred_element_type=jnp.float32)
+    positions = (kv_lens - q_lens)[:, None] + jnp.arange(num_queries)  # [Q, M]
+    slots = jnp.arange(length)
+    mask = (slots[None, None, :] <= positions[:, :, None]) & (slots[None, None, :] < kv_lens[:, None, None])
+    scores = jnp.where(mask[:, None, None], scores * head_dim**-0.5, _MASKED)
+    weights = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
+    out = jnp.einsum("qkgms,qskd->qmkgd", weights, values.astype(q.dtype))
+    return out.reshape(num_seqs, num_queries, num_heads, head_dim)
+
+
+def pallas_paged_attention(q: jax.Array, pages: jax.Array, page_table: jax.Array, kv_lens: jax.Array,
+                           q_lens: jax.Array, block_sizes: tuple[int, int] | None = None) -> jax.Array:
+    """`paged_attention` through the TPU Pallas kernel (which reads only each sequence's live pages).
+
+    Takes the two shapes the sampler uses: one query per sequence (decode, `M == 1`) or one
+    sequence (a prefill chunk, `Q == 1`); both pack into the kernel's concatenated queries as is.
+    `block_sizes` (kv pages, queries per block): None takes the kernel's table tuned per TPU
+    generation (which needs a real TPU to look up; interpret mode on CPU names them).
+    """
+    from jax.experimental.pallas.ops.tpu.ragged_paged_attention import ragged_paged_attention
+
+    num_seqs, num_queries, num_heads, head_dim = q.shape
+    if num_queries != 1 and num_seqs != 1:
+        raise ValueError(f"the kernel path takes one query per sequence or one sequence, got q {q.shape}")
+    cu_q_lens = jnp.concatenate([jnp.zeros((1,), jnp.int32), jnp.cumsum(q_lens.astype(jnp.int32))])
+    out = ragged_paged_attention(
+        q.reshape(num_seqs * num_queries, num_heads, head_dim), pages, kv_lens.astype(jnp.int32),
+        page_table.astype(jnp.int32), cu_q_lens, jnp.array([num_seqs], jnp.int32), sm_scale=head_dim**-0.5,
+        num_kv_pages_per_block=block_sizes and block_sizes[0], num_queries_per_block=block_sizes and block_sizes[1],
+    )
+    return out.reshape(q.shape)

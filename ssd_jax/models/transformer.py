@@ -22,7 +22,7 @@ from ssd_jax.models import attention, layers
 from ssd_jax.models.remat import QKV_NAMES, rematerialised
 from ssd_jax.models.self_attention import self_attention
 from ssd_jax.models.config import ModelConfig
-from ssd_jax.models.kv_cache import KVCache, attend_one_token
+from ssd_jax.models.kv_cache import NULL_PAGE, KVCache, PagedKVCache, attend_one_token, paged_attention, write_pages
 
 _INIT_STD = 0.02
 
@@ -207,3 +207,40 @@ class Transformer(nnx.Module):
             keys.append(layer_keys)
             values.append(layer_values)
         return self._logits(x), KVCache(tuple(keys), tuple(values))
+
+    def forward_paged(
+        self,
+        tokens: jax.Array,
+        kv_lens: jax.Array,
+        q_lens: jax.Array,
+        cache: PagedKVCache,
+        page_table: jax.Array,
+        layer_params: tuple[dict[str, jax.Array], ...] | None = None,
+        attention_fn=paged_attention,
+        logits: bool = True,
+    ) -> tuple[jax.Array | None, PagedKVCache]:
+        """Prefill chunk or decode step over a paged cache (the continuous-batching sampler).
+
+        `tokens [Q, M]`: sequence `i`'s tokens at positions `kv_lens[i] - q_lens[i] + m` for
+        `m < q_lens[i]` (the rest are padding, written to `NULL_PAGE` and never read). Each token's
+        keys / values go to its page of `page_table [Q, P]`, then every token attends causally to
+        its sequence's pages with `attention_fn` (`kv_cache.paged_attention` or the TPU kernel).
+        Returns float32 logits `[Q, M, V]` (None with `logits=False`, for a prefill) and the cache.
+        """
+        config, inv_freq = self.config, layers.rope_inverse_frequencies(self.config)
+        num_seqs, num_queries = tokens.shape
+        page_size = cache.page_size
+        positions = (kv_lens - q_lens)[:, None] + jnp.arange(num_queries, dtype=jnp.int32)
+        real = jnp.arange(num_queries)[None, :] < q_lens[:, None]
+        page_index = jnp.minimum(positions // page_size, page_table.shape[1] - 1)
+        page_ids = jnp.where(real, jnp.take_along_axis(page_table, page_index, axis=1), NULL_PAGE).reshape(-1)
+        offsets = (positions % page_size).reshape(-1)
+        x, new_pages = self._embed(tokens), []
+        for p, pages in zip(layer_params or self.layer_params(), cache.pages):
+            q, k, v = _attend_inputs(p, x, positions, config, inv_freq)
+            flat = (num_seqs * num_queries, config.num_kv_heads, config.head_dim)
+            pages = write_pages(pages, k.transpose(0, 2, 1, 3).reshape(flat), v.transpose(0, 2, 1, 3).reshape(flat),
+                                page_ids, offsets)
+            x = _finish_block(p, x, attention_fn(q, pages, page_table, kv_lens, q_lens), config)
+            new_pages.append(pages)
+        return (self._logits(x) if logits else None), PagedKVCache(tuple(new_pages))

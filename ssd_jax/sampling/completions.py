@@ -13,8 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ssd_jax.sampling.loop import FINISH_EOS, FINISH_LENGTH, FINISH_STOP
-
+FINISH_LENGTH, FINISH_EOS, FINISH_STOP = 0, 1, 2  # How a sample ended: its budget, an end token, a stop token.
 FINISH_REASONS = {FINISH_EOS: "eos", FINISH_STOP: "stop", FINISH_LENGTH: "length"}
 
 
@@ -67,7 +66,7 @@ def make_completion(
     finish: int,
     stop_strings: Sequence[str] = (),
 ) -> Completion:
-    """The Completion of one row of `loop.DecodeOutputs`."""
+    """The Completion of one sample's drawn `tokens` (the first `num_tokens`) and log-probs."""
     kept = num_tokens - (finish != FINISH_LENGTH)
     ids = [int(t) for t in tokens[:kept]]
     text = tokenizer.decode(ids)

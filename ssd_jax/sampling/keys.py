@@ -44,5 +44,6 @@ def sample_keys(seed: jax.Array, id_words: jax.Array, sample_index: jax.Array) -
 
 
 def token_uniforms(keys: jax.Array, position: jax.Array) -> jax.Array:
-    """float32 `[B]` in [0, 1): the uniform draw of each row's token number `position`."""
-    return jax.vmap(lambda key: jax.random.uniform(jax.random.fold_in(key, position), dtype=jnp.float32))(keys)
+    """float32 `[B]` in [0, 1): the uniform draw of each row's token number `position` (scalar or `[B]`)."""
+    position = jnp.broadcast_to(position, keys.shape)
+    return jax.vmap(lambda key, t: jax.random.uniform(jax.random.fold_in(key, t), dtype=jnp.float32))(keys, position)

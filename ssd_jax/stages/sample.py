@@ -3,9 +3,10 @@
 Fields read (configs/base.py documents them): `workdir`, `model`, `seed`, `dtype`,
 `param_dtype`, `prompts.{source, path, limit, require_passed, system_message}` and
 `sampling.{temperature, top_k, top_p, n_samples, max_new_tokens, batch_size, stop_strings,
-stop_token_ids, model_parallel}`. Records go to `<workdir>/samples/` (`data.records`), local
-or gs://. The outputs depend on `FINGERPRINT` (less `EXECUTION_ONLY`); a half-finished stage
-resumed with other values of those fields is refused (`ssd_jax.stages.common`).
+stop_token_ids, page_size, kv_cache_pages, kv_cache_gb, prefill_chunk, model_parallel}`. Records
+go to `<workdir>/samples/` (`data.records`), local or gs://. The outputs depend on `FINGERPRINT`
+(less `EXECUTION_ONLY`); a half-finished stage resumed with other values of those fields is
+refused (`ssd_jax.stages.common`).
 
 * Resumable: the (prompt id, sample index) pairs already in the shard directory are skipped,
   and records are written a batch at a time, so a killed job loses at most the batches since
@@ -42,7 +43,8 @@ from ssd_jax.workdir import Workdir
 NAME = "sample"
 # The config fields the samples depend on; batch size and devices per replica only change how fast.
 FINGERPRINT = ("model", "seed", "dtype", "param_dtype", "prompts", "sampling")
-EXECUTION_ONLY = ("sampling.batch_size", "sampling.model_parallel")
+EXECUTION_ONLY = ("sampling.batch_size", "sampling.model_parallel", "sampling.page_size", "sampling.kv_cache_pages",
+                  "sampling.kv_cache_gb", "sampling.prefill_chunk")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +122,9 @@ def run(config: Mapping) -> SamplingSummary:
     loaded = load_model(config.model, dtype=config.dtype, param_dtype=config.param_dtype,
                         mesh=process_local_mesh(int(s.model_parallel)))
     sampler = Sampler(loaded, max_new_tokens=int(s.max_new_tokens), batch_size=int(s.batch_size),
-                      seed=int(config.seed), stop_token_ids=tuple(s.stop_token_ids), stop_strings=tuple(s.stop_strings))
+                      seed=int(config.seed), stop_token_ids=tuple(s.stop_token_ids), stop_strings=tuple(s.stop_strings),
+                      page_size=int(s.page_size), kv_cache_pages=int(s.kv_cache_pages),
+                      kv_cache_gb=float(s.kv_cache_gb), prefill_chunk=int(s.prefill_chunk))
     prompts, too_long = _render(problems, loaded, sampler, config.prompts.system_message)
     if problems and not prompts:
         raise InputError(
