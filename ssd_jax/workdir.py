@@ -24,9 +24,30 @@ from etils import epath
 STAGE_DIRS = {"sample": "samples", "train": "train", "evaluate": "eval", "report": "report"}
 
 
-def is_local(path: str | epath.Path) -> bool:
+def is_local(path: str | epath.PathLike) -> bool:
     """True for paths of this machine's file system (not `gs://`, `s3://`, ...)."""
     return "://" not in str(path)
+
+
+def cache_path(path: str | epath.PathLike) -> epath.Path:
+    """Where `local_copy` keeps remote `path`: `$SSD_JAX_CACHE/<scheme>/<bucket>/<object path>`."""
+    cache = epath.Path(os.environ.get("SSD_JAX_CACHE", os.path.expanduser("~/.cache/ssd_jax")))
+    return cache / str(path).replace("://", "/", 1).rstrip("/")
+
+
+def local_copy(path: str | epath.PathLike) -> str:
+    """A local file name for `path`: itself when local; for a remote file (gs://) a copy under
+    `$SSD_JAX_CACHE` (default ~/.cache/ssd_jax), made once and reused while its size matches,
+    for readers that need local files (safetensors memory maps, ArrayRecord, Grain)."""
+    if is_local(path):
+        return str(path)
+    source, copy = epath.Path(path), cache_path(path)
+    if not copy.exists() or copy.stat().length != source.stat().length:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        partial = copy.with_name(f"{copy.name}.partial{os.getpid()}")  # processes sharing a disk copy side by side
+        partial.write_bytes(source.read_bytes())
+        partial.replace(copy)
+    return str(copy)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.transformer import Transformer
 from ssd_jax.parallel import shard_model, single_device_mesh
 from ssd_jax.parallel.rules import DEFAULT_RULES, Rules
-from ssd_jax.workdir import is_local
+from ssd_jax.workdir import cache_path, is_local, local_copy
 
 
 @dataclasses.dataclass
@@ -99,28 +99,21 @@ def load_model(
 
 
 def local_model_files(ref: str, *, skip: tuple[str, ...] = ()) -> str:
-    """A local directory with the files of model directory `ref`: `ref` itself when local; for a
-    remote one (gs://) a copy under `$SSD_JAX_CACHE` (default ~/.cache/ssd_jax/models), reusing
-    files already copied with the same size. `skip` names top-level entries not to copy."""
+    """A local directory with the files of model directory `ref`: `ref` itself when local, else
+    a copy of each file (`ssd_jax.workdir.local_copy`). `skip` names top-level entries not to copy."""
     if is_local(ref):
         return ref
-    source = epath.Path(ref)
-    cache = epath.Path(os.environ.get("SSD_JAX_CACHE", os.path.expanduser("~/.cache/ssd_jax"))) / "models"
-    target = cache / ref.replace("://", "/", 1).strip("/")
-    pending = [(source, target)]
+    root = epath.Path(ref)
+    pending = [root]
     while pending:
-        directory, copy = pending.pop()
-        copy.mkdir(parents=True, exist_ok=True)
-        for entry in directory.iterdir():
-            if directory == source and entry.name in skip:
+        for entry in pending.pop().iterdir():
+            if entry.parent == root and entry.name in skip:
                 continue
             if entry.is_dir():
-                pending.append((entry, copy / entry.name))
-            elif not (copy / entry.name).exists() or (copy / entry.name).stat().length != entry.stat().length:
-                partial = copy / f"{entry.name}.partial{os.getpid()}"  # processes sharing a disk copy side by side
-                partial.write_bytes(entry.read_bytes())
-                partial.replace(copy / entry.name)
-    return str(target)
+                pending.append(entry)
+            else:
+                local_copy(entry)
+    return str(cache_path(ref))
 
 
 def _load_hf(ref: str, overrides: dict, mesh, rules) -> LoadedModel:

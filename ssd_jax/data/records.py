@@ -26,7 +26,7 @@ import grain
 from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 from etils import epath
 
-from ssd_jax.workdir import is_local
+from ssd_jax.workdir import is_local, local_copy
 
 SHARD_SUFFIX = ".arrayrecord"
 TMP_SUFFIX = ".tmp"
@@ -107,17 +107,9 @@ def shard_files(directory: str | epath.PathLike) -> list[epath.Path]:
 
 
 def local_shard_paths(files: list[epath.Path]) -> list[str]:
-    """Local file names for `files`: themselves when local, else copies in a fresh temporary
-    directory (ArrayRecord and Grain read local files only)."""
-    if all(is_local(path) for path in files):
-        return [str(path) for path in files]
-    cache = epath.Path(tempfile.mkdtemp(prefix="ssd_jax_shards_"))
-    copies = []
-    for path in files:
-        copy = cache / path.name
-        copy.write_bytes(path.read_bytes())
-        copies.append(str(copy))
-    return copies
+    """Local file names for `files` (ArrayRecord and Grain read local files only): remote
+    shards are copied once to the local cache (`ssd_jax.workdir.local_copy`)."""
+    return [local_copy(path) for path in files]
 
 
 def _read_file(path: str, where: epath.Path) -> list[SampleRecord]:

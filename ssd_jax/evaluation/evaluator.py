@@ -24,6 +24,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from etils import epath
 
@@ -33,6 +34,9 @@ from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
 from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.problems.types import BenchmarkProblem
 from ssd_jax.workdir import is_local
+
+if TYPE_CHECKING:
+    import jax
 
 
 # -- the prompt: LiveCodeBench's instruct format -------------------------------------------------
@@ -113,7 +117,7 @@ def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtyp
 
     def generate(model_ref: str, requests: Sequence[GenerationRequest]) -> list[Generated]:
         from ssd_jax.checkpoints.load import load_model
-        from ssd_jax.sampling.sampler import SampleRequest, Sampler
+        from ssd_jax.sampling.sampler import Sampler, SampleRequest
 
         if current.get("ref") != model_ref:
             current.clear()

@@ -36,7 +36,7 @@ from ssd_jax.errors import ConfigError, InputError
 from ssd_jax.parallel import make_mesh
 from ssd_jax.problems.types import Problem
 from ssd_jax.sampling.completions import Completion
-from ssd_jax.sampling.sampler import SampleRequest, Sampler
+from ssd_jax.sampling.sampler import Sampler, SampleRequest
 from ssd_jax.stages.common import flat_fields
 from ssd_jax.workdir import Workdir
 
