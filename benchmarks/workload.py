@@ -7,8 +7,8 @@ of the same tensors):
 * greedy HumanEval: the first `--problems` HumanEval prompts (all 164 by default) in the model's
   chat template ("Complete the following Python function: ..."), at most 384 new tokens, eos on.
   transformers runs static batches of 16 sorted by prompt length; the static ssd-jax sampler
-  (batch 32, from the commit `--static_commit`, extracted with `git archive` and run in a
-  subprocess) sorts and batches the same way it always did.
+  (from the commit `--static_commit`, extracted with `git archive` and run in a
+  subprocess, batch = `--slots`) sorts and batches the same way it always did.
 * sampled stage 1: T 0.8 / top-k 20 / top-p 0.8, one sample of each of the first `--prompts`
   built-in offline prompts (235 by default), continuous batching vs transformers.
 
@@ -119,7 +119,7 @@ def run_transformers(model, tokenizer_ids: list[list[int]], params, new_tokens: 
     return {"wall": time.perf_counter() - start, "tokens": tokens, "live": tokens / max(slots_total, 1)}
 
 
-def run_static(commit: str, problems: int, new_tokens: int) -> dict:
+def run_static(commit: str, problems: int, new_tokens: int, batch: int) -> dict:
     """The former static-batch sampler from `commit`, in a subprocess on its own source tree."""
     root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -135,7 +135,7 @@ from ssd_jax.sampling import Sampler, SampleRequest
 loaded = load_model("smollm2-135m-instruct")
 render = lambda m: loaded.chat_template.render(m, add_generation_prompt=True)
 reqs = [SampleRequest(pid, 0, render(m), 0.0, 0, 1.0) for pid, m in humaneval_chats({problems})]
-sampler = Sampler(loaded, max_new_tokens={new_tokens}, batch_size=32, seed=0)
+sampler = Sampler(loaded, max_new_tokens={new_tokens}, batch_size={batch}, seed=0)
 sampler.generate(reqs[:4], progress=False)
 start = time.perf_counter()
 out = sampler.generate(reqs, progress=False)
@@ -167,6 +167,7 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated: static, transformers, stage1")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # a CPU benchmark: do not probe for a TPU
 
     import jax
     import torch
@@ -196,10 +197,12 @@ def main() -> None:
         ours = run_ssd_jax(loaded, prompts, params, args.new_tokens, args.slots)
         share, kv_tokens = roofline(ours["steps"], weight_bytes, kv_bytes_per_token, bandwidth, args.slots)
         rows.append((name, "ssd-jax continuous", ours, share, kv_tokens))
+        print(f"{name}: continuous {ours['wall']:.1f} s, {ours['tokens']} tokens, roofline {share:.0%}", flush=True)
         if name.startswith("greedy") and "static" not in skip:
-            static = run_static(args.static_commit, args.problems, args.new_tokens)
+            static = run_static(args.static_commit, args.problems, args.new_tokens, args.slots)
             same = sum(a == b for a, b in zip(static["texts"], ours["texts"]))
-            rows.append((name, f"ssd-jax static (b. 32, {same}/{len(prompts)} same text)", static, None, None))
+            rows.append((name, f"ssd-jax static (b. {args.slots}, {same}/{len(prompts)} same text)", static, None, None))
+            print(f"{name}: static {static['wall']:.1f} s, {static['tokens']} tokens", flush=True)
         if hf is not None:
             ids = [loaded.tokenizer.encode(text) for _, text in prompts]
             rows.append((name, "transformers (b. 16, sorted)", run_transformers(hf, ids, params, args.new_tokens, eos),
