@@ -55,7 +55,7 @@ def _compile(config: str, *flags: str) -> subprocess.CompletedProcess:
     env["PYTHONPATH"] = REPO
     return subprocess.run([sys.executable, "launch/compile.py", f"--config={config}", "--topology=v5p:2x2x1",
                            "--max_prompt_tokens=128", *flags], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=1800)
 
 
 def test_small_config_fits_a_small_slice(tmp_path):
