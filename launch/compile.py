@@ -51,8 +51,8 @@ def main(argv: list[str]) -> None:
     if train:
         model_config = compiled_fit.architecture(str(_CONFIG.value.model))
         flops = compiled_fit.training_model_flops(_CONFIG.value, model_config) / train.chips
-        print(f"train_step by the model FLOPs count (XLA's analysis counts a loop body once and a Pallas kernel not "
-              f"at all): {flops / 1e12:,.0f} TFLOP per chip, {flops / train.chip.peak_flops:.1f} s per step at peak")
+        print(f"model FLOPs of train_step (XLA's analysis counts a loop body once and a Pallas kernel not at all): "
+              f"{flops / 1e12:,.0f} TFLOP per chip, {flops / train.chip.peak_flops:.1f} s per step at peak")
     too_big = [f.program for f in fits if not f.fits]
     if too_big:
         sys.exit(f"compile: does not fit in HBM: {', '.join(too_big)}")

@@ -182,11 +182,11 @@ def compile_and_measure(program: str, fn: Any, args: tuple) -> ProgramFit:
         compiled = fn.lower(*args).compile()
     except jax.errors.JaxRuntimeError as error:
         # The TPU compiler itself refuses a program whose temporaries exceed HBM, giving their size.
-        needed = re.search(r"HLO temporaries \(([0-9.]+)G\)", str(error))
+        needed = re.search(r"HLO temporaries \(([0-9.]+)([KMGT])\)", str(error))
         if "RESOURCE_EXHAUSTED" not in str(error) or not needed:
             raise
-        return ProgramFit(program, CHIPS[kind], len(devices), _argument_bytes_per_chip(args), 0, 0,
-                          int(float(needed.group(1)) * GiB), 0.0)
+        temp_bytes = int(float(needed.group(1)) * 1024 ** "KMGT".index(needed.group(2)) * 1024)
+        return ProgramFit(program, CHIPS[kind], len(devices), _argument_bytes_per_chip(args), 0, 0, temp_bytes, 0.0)
     memory, cost = compiled.memory_analysis(), compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return ProgramFit(program, CHIPS[kind], len(devices), memory.argument_size_in_bytes, memory.output_size_in_bytes,

@@ -1,7 +1,9 @@
 """Qwen3-4B-Thinking-2507: LCB v6 pass@1 54.5 → 57.8 in the paper.
 
 Same slice and layout as the instruct model (TPU v5p-32, FSDP over 16 chips, remat, 16 rows
-per micro-batch × 2); thinking traces are longer, so sampling gets the 32k budget.
+per micro-batch × 2, 4 rows per host sampled by a 4-way tensor-parallel replica); thinking traces
+are longer, so sampling gets the 32k budget. Its compiled programs are the instruct model's
+(same architecture, mesh and lengths): see that config for the figures.
 """
 
 from configs.paper.common import paper_config
@@ -18,5 +20,6 @@ def get_config():
         mesh=dict(data=1, fsdp=16, model=1),
         micro_batch=16,
     )
-    c.sampling.batch_size = 8  # rows per host (4 chips) at 128k tokens each: see the compiled figures above
+    c.sampling.batch_size = 4  # rows per host at 128k tokens each, see above
+    c.sampling.model_parallel = 4  # one host's 4 chips hold one replica
     return c
