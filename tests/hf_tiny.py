@@ -26,10 +26,21 @@ VARIANTS = {
 }
 
 
+TINY_MOE = dict(TINY, num_experts=8, num_experts_per_tok=3, moe_intermediate_size=32, head_dim=16,
+                router_aux_loss_coef=0.01)
+
+MOE_VARIANTS = {
+    "qwen3_moe": lambda: transformers.Qwen3MoeForCausalLM(transformers.Qwen3MoeConfig(**TINY_MOE)),
+    "qwen3_moe_norm_topk": lambda: transformers.Qwen3MoeForCausalLM(
+        transformers.Qwen3MoeConfig(**TINY_MOE, norm_topk_prob=True, tie_word_embeddings=True)
+    ),
+}
+
+
 def save_tiny(variant: str, directory: str, seed: int = 0) -> transformers.PreTrainedModel:
     """Creates the tiny random model `variant`, saves it as safetensors in `directory`."""
     torch.manual_seed(seed)
-    model = VARIANTS[variant]().eval()
+    model = {**VARIANTS, **MOE_VARIANTS}[variant]().eval()
     with torch.no_grad():  # non-trivial norm weights, so a missed norm cannot pass
         for name, param in model.named_parameters():
             if "norm" in name:
@@ -41,3 +52,4 @@ def save_tiny(variant: str, directory: str, seed: int = 0) -> transformers.PreTr
 def hf_logits(model: transformers.PreTrainedModel, tokens) -> "numpy.ndarray":
     with torch.no_grad():
         return model(torch.as_tensor(tokens)).logits.float().numpy()
+

@@ -11,7 +11,7 @@ import numpy as np
 from flax import nnx
 from safetensors.flax import save_file
 
-from ssd_jax.checkpoints.hf_layout import BLOCK_TENSORS, TOP_TENSORS
+from ssd_jax.checkpoints.hf_layout import TOP_TENSORS, block_tensors
 from ssd_jax.checkpoints.tensor_source import TensorSource
 from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.transformer import Transformer
@@ -42,20 +42,20 @@ def model_from_tensors(
     def build(path: tuple, var: nnx.Variable, sharding) -> jax.Array:
         name = path[-1]
         stacked = path[0] == "blocks"
-        mapping = (BLOCK_TENSORS if stacked else TOP_TENSORS)[name]
+        mapping = (block_tensors(config) if stacked else TOP_TENSORS)[name]
         shards = HostShards(var.get_value().shape, dtype, sharding)
-        for layer in range(config.num_layers) if stacked else [None]:
-            hf_name = mapping.hf_name.format(i=layer)
+        for index in _tensor_indices(config, stacked, mapping.per_expert):
+            hf_name = mapping.hf_name.format(i=index[0] if index else None, e=index[-1] if index else None)
             if hf_name not in available:
                 raise KeyError(f"the checkpoint has no tensor {hf_name!r}, which a {config.family} model needs")
             value = mapping.to_ours(source.get(hf_name), config)
-            expected = var.get_value().shape[1:] if stacked else var.get_value().shape
+            expected = var.get_value().shape[len(index):]
             if value.shape != tuple(expected):
                 raise ValueError(
                     f"tensor {hf_name!r} has shape {source.get(hf_name).shape}, which does not fit "
                     f"{name} {tuple(expected)} of this config"
                 )
-            shards.write(value.astype(dtype), layer)
+            shards.write(value.astype(dtype), index or None)
         return shards.finish()
 
     flat_shardings = dict(nnx.to_flat_state(shardings))
@@ -72,13 +72,23 @@ def hf_tensors(model: Transformer) -> dict[str, np.ndarray]:
     for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         value = np.asarray(jax.experimental.multihost_utils.process_allgather(var[...], tiled=True))
         if path[0] == "blocks":
-            mapping = BLOCK_TENSORS[path[-1]]
-            for layer in range(config.num_layers):
-                tensors[mapping.hf_name.format(i=layer)] = np.ascontiguousarray(mapping.to_hf(value[layer], config))
+            mapping = block_tensors(config)[path[-1]]
+            for index in _tensor_indices(config, True, mapping.per_expert):
+                name = mapping.hf_name.format(i=index[0], e=index[-1])
+                tensors[name] = np.ascontiguousarray(mapping.to_hf(value[index], config))
         else:
             mapping = TOP_TENSORS[path[-1]]
             tensors[mapping.hf_name] = np.ascontiguousarray(mapping.to_hf(value, config))
     return tensors
+
+
+def _tensor_indices(config: ModelConfig, stacked: bool, per_expert: bool) -> list[tuple[int, ...]]:
+    """The leading indices of a parameter that are one HF tensor each: (), (layer,) or (layer, expert)."""
+    if not stacked:
+        return [()]
+    if per_expert:
+        return [(i, e) for i in range(config.num_layers) for e in range(config.num_experts)]
+    return [(i,) for i in range(config.num_layers)]
 
 
 def export_hf(

@@ -19,6 +19,7 @@ class TensorMapping:
     hf_name: str
     to_ours: Convert
     to_hf: Convert
+    per_expert: bool = False  # one HF tensor per expert (`{e}` in the name), stacked on our expert axis
 
 
 def _same(w, c):
@@ -60,6 +61,20 @@ BLOCK_TENSORS: dict[str, TensorMapping] = {
     "up_proj": TensorMapping(_LAYER + "mlp.up_proj.weight", _transpose, _transpose),
     "down_proj": TensorMapping(_LAYER + "mlp.down_proj.weight", _transpose, _transpose),
 }
+
+_EXPERT = _LAYER + "mlp.experts.{e}."
+MOE_BLOCK_TENSORS: dict[str, TensorMapping] = {
+    "router": TensorMapping(_LAYER + "mlp.gate.weight", _transpose, _transpose),
+    "expert_gate": TensorMapping(_EXPERT + "gate_proj.weight", _transpose, _transpose, per_expert=True),
+    "expert_up": TensorMapping(_EXPERT + "up_proj.weight", _transpose, _transpose, per_expert=True),
+    "expert_down": TensorMapping(_EXPERT + "down_proj.weight", _transpose, _transpose, per_expert=True),
+}
+
+
+def block_tensors(config: ModelConfig) -> dict[str, TensorMapping]:
+    """The per-layer tensors of `config`'s family, by our parameter name."""
+    return {**BLOCK_TENSORS, **MOE_BLOCK_TENSORS} if config.num_experts else BLOCK_TENSORS
+
 
 TOP_TENSORS: dict[str, TensorMapping] = {
     "embed": TensorMapping("model.embed_tokens.weight", _same, _same),

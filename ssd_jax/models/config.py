@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-SUPPORTED_FAMILIES = ("llama", "qwen3")
+SUPPORTED_FAMILIES = ("llama", "qwen3", "qwen3_moe")
 ATTENTION_IMPLEMENTATIONS = ("auto", "reference", "blockwise", "splash", "cudnn")  # see models/self_attention.py
 # What a rematerialised block keeps for the backward pass (see models/remat.py).
 REMAT_POLICIES = ("none", "block", "save_dots", "save_qkv")
-_ARCHITECTURE_FAMILY = {"LlamaForCausalLM": "llama", "Qwen3ForCausalLM": "qwen3"}
+_ARCHITECTURE_FAMILY = {
+    "LlamaForCausalLM": "llama", "Qwen3ForCausalLM": "qwen3", "Qwen3MoeForCausalLM": "qwen3_moe",
+}
 _SUPPORTED_ROPE_TYPES = ("default", "llama3")
 
 
@@ -29,9 +31,11 @@ class RopeScaling:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Hyperparameters of a decoder-only transformer (Llama or Qwen3 dense family).
+    """Hyperparameters of a decoder-only transformer (Llama, Qwen3 dense, Qwen3-MoE).
 
-    `dtype` is the compute dtype, `param_dtype` the storage dtype of parameters; `remat` is
+    `num_experts > 0` makes every block's feed-forward a mixture of `num_experts` SwiGLU experts
+    of width `moe_intermediate_size`, `num_experts_per_tok` of them per token (`models/moe.py`);
+    `router_aux_loss_coef` weighs the router's load-balancing loss in training. `dtype` is the compute dtype, `param_dtype` the storage dtype of parameters; `remat` is
     the rematerialisation policy of each block in the backward pass (`REMAT_POLICIES`; True /
     False mean `block` / `none`); `attention` picks the full-sequence attention implementation.
     """
@@ -56,6 +60,11 @@ class ModelConfig:
     param_dtype: str = "float32"
     remat: str = "none"
     attention: str = "auto"
+    num_experts: int = 0
+    num_experts_per_tok: int = 0
+    moe_intermediate_size: int = 0
+    norm_topk_prob: bool = False
+    router_aux_loss_coef: float = 0.0
 
     def __post_init__(self):
         if isinstance(self.remat, bool):
@@ -71,6 +80,10 @@ class ModelConfig:
         if self.num_heads % self.num_kv_heads:
             raise ValueError(
                 f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})"
+            )
+        if self.num_experts and not 0 < self.num_experts_per_tok <= self.num_experts:
+            raise ValueError(
+                f"num_experts_per_tok ({self.num_experts_per_tok}) must be between 1 and num_experts ({self.num_experts})"
             )
         for name in ("dtype", "param_dtype"):
             if getattr(self, name) not in ("float32", "bfloat16"):
@@ -102,11 +115,13 @@ class ModelConfig:
             rope_scaling=rope_scaling,
             rms_norm_eps=hf.get("rms_norm_eps", 1e-6),
             tie_word_embeddings=bool(hf.get("tie_word_embeddings", False)),
-            qk_norm=family == "qwen3",
+            qk_norm=family in ("qwen3", "qwen3_moe"),
             max_position_embeddings=hf.get("max_position_embeddings", 4096),
             bos_token_id=hf.get("bos_token_id"),
             eos_token_ids=eos_ids,
         )
+        if family == "qwen3_moe":
+            fields.update(_read_qwen3_moe(hf))
         fields.update(overrides)
         return cls(**fields)
 
@@ -140,6 +155,20 @@ class ModelConfig:
             "bos_token_id": self.bos_token_id,
             "eos_token_id": eos[0] if len(eos) == 1 else (eos or None),
             "torch_dtype": self.param_dtype,
+            **self._moe_hf_fields(),
+        }
+
+    def _moe_hf_fields(self) -> dict[str, Any]:
+        if not self.num_experts:
+            return {}
+        return {
+            "num_experts": self.num_experts,
+            "num_experts_per_tok": self.num_experts_per_tok,
+            "moe_intermediate_size": self.moe_intermediate_size,
+            "norm_topk_prob": self.norm_topk_prob,
+            "router_aux_loss_coef": self.router_aux_loss_coef,
+            "decoder_sparse_step": 1,
+            "mlp_only_layers": [],
         }
 
 
@@ -153,7 +182,32 @@ def _family_of(hf: dict[str, Any]) -> str:
     raise UnsupportedModelError(
         f"config.json has model_type={model_type!r}, architectures={hf.get('architectures')!r}; "
         f"ssd-jax supports the families {SUPPORTED_FAMILIES} "
-        f"(architectures {sorted(_ARCHITECTURE_FAMILY)}). Mixture-of-experts models are not supported yet."
+        f"(architectures {sorted(_ARCHITECTURE_FAMILY)})."
+    )
+
+
+def _read_qwen3_moe(hf: dict[str, Any]) -> dict[str, Any]:
+    """Qwen3-MoE's expert fields. Every block must be sparse: dense blocks in between
+    (`mlp_only_layers`, `decoder_sparse_step` > 1) would break the stacked, scanned layers."""
+    num_experts = hf.get("num_experts", hf.get("num_local_experts"))
+    if not num_experts:
+        raise UnsupportedModelError("config.json field 'num_experts': a qwen3_moe model needs experts (got none)")
+    if hf.get("mlp_only_layers"):
+        raise UnsupportedModelError(
+            f"config.json field 'mlp_only_layers' ({hf['mlp_only_layers']}): dense blocks between "
+            "mixture-of-experts blocks are not supported; every block must be sparse (mlp_only_layers: [])"
+        )
+    if hf.get("decoder_sparse_step", 1) != 1:
+        raise UnsupportedModelError(
+            f"config.json field 'decoder_sparse_step' ({hf['decoder_sparse_step']}): only 1 (every block "
+            "a mixture of experts) is supported"
+        )
+    return dict(
+        num_experts=int(num_experts),
+        num_experts_per_tok=int(_require(hf, "num_experts_per_tok")),
+        moe_intermediate_size=int(_require(hf, "moe_intermediate_size")),
+        norm_topk_prob=bool(hf.get("norm_topk_prob", False)),
+        router_aux_loss_coef=float(hf.get("router_aux_loss_coef", 0.0)),
     )
 
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
-from ssd_jax.models import attention, layers
+from ssd_jax.models import attention, layers, moe
 from ssd_jax.models.remat import QKV_NAMES, rematerialised
 from ssd_jax.models.self_attention import self_attention
 from ssd_jax.models.config import ModelConfig
@@ -48,9 +48,16 @@ class DecoderBlocks(nnx.Module):
             self.q_norm = p((n, c.head_dim), ("layers", "norm"), ones=True)
             self.k_norm = p((n, c.head_dim), ("layers", "norm"), ones=True)
         self.mlp_norm = p((n, c.hidden_size), ("layers", "norm"), ones=True)
-        self.gate_proj = p((n, c.hidden_size, c.intermediate_size), ("layers", "embed", "mlp"))
-        self.up_proj = p((n, c.hidden_size, c.intermediate_size), ("layers", "embed", "mlp"))
-        self.down_proj = p((n, c.intermediate_size, c.hidden_size), ("layers", "mlp", "embed"))
+        if c.num_experts:
+            e, m = c.num_experts, c.moe_intermediate_size
+            self.router = p((n, c.hidden_size, e), ("layers", "embed", "router"))
+            self.expert_gate = p((n, e, c.hidden_size, m), ("layers", "experts", "embed", "expert_mlp"))
+            self.expert_up = p((n, e, c.hidden_size, m), ("layers", "experts", "embed", "expert_mlp"))
+            self.expert_down = p((n, e, m, c.hidden_size), ("layers", "experts", "expert_mlp", "embed"))
+        else:
+            self.gate_proj = p((n, c.hidden_size, c.intermediate_size), ("layers", "embed", "mlp"))
+            self.up_proj = p((n, c.hidden_size, c.intermediate_size), ("layers", "embed", "mlp"))
+            self.down_proj = p((n, c.intermediate_size, c.hidden_size), ("layers", "mlp", "embed"))
 
     def stacked(self, dtype) -> dict[str, jax.Array]:
         return {
@@ -88,13 +95,18 @@ def _attend_inputs(p, x, positions, config: ModelConfig, inv_freq):
 
 
 def _finish_block(p, x, attn_out, config: ModelConfig):
+    """Output projection and feed-forward: (the block's output, the router's float32 logits
+    `[tokens, experts]` of a mixture-of-experts block, else None)."""
     x = x + _dense(attn_out, p["o_proj"], in_dims=2)
     h = layers.rms_norm(x, p["mlp_norm"], config.rms_norm_eps)
-    return x + layers.gated_mlp(h, p["gate_proj"], p["up_proj"], p["down_proj"])
+    if config.num_experts:
+        out, router_logits = moe.feed_forward(h, p, config)
+        return x + out, router_logits
+    return x + layers.gated_mlp(h, p["gate_proj"], p["up_proj"], p["down_proj"]), None
 
 
 class Transformer(nnx.Module):
-    """A Llama / Qwen3 dense decoder. Call it on a whole sequence, or `forward_cached` with a KV cache."""
+    """A Llama / Qwen3 / Qwen3-MoE decoder. Call it on a whole sequence, or `forward_cached` with a KV cache."""
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         self.config = config
@@ -146,20 +158,35 @@ class Transformer(nnx.Module):
     ) -> jax.Array:
         """The final-normed hidden states `[B, L, embed]` (compute dtype) that `output_head()` maps
         to logits: what a loss that never holds a row's logits (`training.loss`) starts from."""
+        return self.hidden_states_and_router_loss(tokens, positions, segment_ids)[0]
+
+    def hidden_states_and_router_loss(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array | None = None,
+        segment_ids: jax.Array | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
+        """`hidden_states`, and the router's load-balancing loss (`moe.load_balancing_loss`, over
+        the tokens whose segment id is not 0; 0 for a dense model)."""
         batch, length = tokens.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))
         config, inv_freq = self.config, layers.rope_inverse_frequencies(self.config)
+        counted = (jnp.ones((batch * length,), bool) if segment_ids is None else segment_ids.reshape(-1) != 0)
 
         def block(x, p):
             q, k, v = _attend_inputs(p, x, positions, config, inv_freq)
             q, k, v = (checkpoint_name(a, n) for a, n in zip((q, k, v), QKV_NAMES))
             out = self_attention(q, k, v, segment_ids, config.attention)
-            return _finish_block(p, x, out, config), None
+            x, router_logits = _finish_block(p, x, out, config)
+            if router_logits is None:
+                return x, None
+            return x, moe.load_balancing_stats(router_logits, counted, config.num_experts_per_tok)
 
         block = rematerialised(block, config.remat)
-        x, _ = jax.lax.scan(block, self._embed(tokens), self.blocks.stacked(self._dtype))
-        return self._final_norm(x)
+        x, stats = jax.lax.scan(block, self._embed(tokens), self.blocks.stacked(self._dtype))
+        router_loss = jnp.zeros((), jnp.float32) if stats is None else moe.load_balancing_loss(stats)
+        return self._final_norm(x), router_loss
 
     def layer_params(self) -> tuple[dict[str, jax.Array], ...]:
         """Each block's parameters as its own arrays (static slices of the stacked ones).
@@ -203,7 +230,7 @@ class Transformer(nnx.Module):
             layer_values = jax.lax.dynamic_update_slice(layer_values, v.astype(layer_values.dtype), at)
             attend = attend_one_token if tokens.shape[1] == 1 else attention.grouped_query_attention
             out = attend(q, layer_keys[:, :, :seen].astype(q.dtype), layer_values[:, :, :seen].astype(q.dtype), mask)
-            x = _finish_block(p, x, out, config)
+            x, _ = _finish_block(p, x, out, config)
             keys.append(layer_keys)
             values.append(layer_values)
         return self._logits(x), KVCache(tuple(keys), tuple(values))

@@ -24,7 +24,7 @@ from ssd_jax.checkpoints.load import LoadedModel, load_model
 from ssd_jax.checkpoints.orbax import save_model
 from ssd_jax.data.examples import ExampleTokenizer
 from ssd_jax.data.pipeline import prepare_data, training_batches
-from ssd_jax.parallel import make_mesh
+from ssd_jax.parallel import batch_shards, make_mesh
 from ssd_jax.training import state
 from ssd_jax.training.checkpointing import TrainCheckpoints
 from ssd_jax.training.metrics import MetricsLog
@@ -59,11 +59,11 @@ def train_from_config(config: Mapping[str, Any]) -> TrainResult:
 def train(settings: TrainSettings) -> TrainResult:
     paths = settings.paths
     mesh = make_mesh(**settings.mesh)
-    batch_devices = mesh.shape["data"] * mesh.shape["fsdp"]
+    batch_devices = batch_shards(mesh)
     if settings.micro_batch % batch_devices:
         raise ValueError(
             f"config.train.micro_batch={settings.micro_batch} rows must split evenly over the mesh's "
-            f"data × fsdp = {batch_devices} devices"
+            f"data × fsdp × expert = {batch_devices} devices"
         )
     loaded = load_model(
         settings.model, dtype=settings.dtype, param_dtype=settings.param_dtype, mesh=mesh, remat=settings.remat,

@@ -1,0 +1,99 @@
+"""Mixture-of-experts feed-forward: a top-k router and SwiGLU experts run as grouped matmuls.
+
+Routing is dropless: every token's `top_k` (expert, weight) assignments are sorted by expert and
+each expert multiplies exactly the rows routed to it (`jax.lax.ragged_dot`, a grouped matmul),
+so compute scales with tokens × top_k, never with tokens × experts, and no token is ever dropped
+for lack of capacity (the sampler's outputs do not depend on what else is in the batch). How
+the experts are split over devices is `ssd_jax.parallel.experts`' business; the functions here
+see one device's experts.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ssd_jax.models.config import ModelConfig
+from ssd_jax.parallel.experts import run_experts
+
+
+class Routing(NamedTuple):
+    """A token's experts `[N, k]` (int32), their combine weights `[N, k]`, and the router's
+    float32 logits `[N, E]` (for the load-balancing loss)."""
+
+    experts: jax.Array
+    weights: jax.Array
+    logits: jax.Array
+
+
+def route(x: jax.Array, router: jax.Array, config: ModelConfig) -> Routing:
+    """Qwen3-MoE's router on tokens `x [N, embed]`: softmax over all experts in float32, the
+    top k, renormalised to sum to 1 when `norm_topk_prob`."""
+    logits = x @ router.astype(x.dtype)
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    top, experts = jax.lax.top_k(probs, config.num_experts_per_tok)
+    if config.norm_topk_prob:
+        top = top / jnp.sum(top, axis=-1, keepdims=True)
+    return Routing(experts.astype(jnp.int32), top.astype(x.dtype), logits.astype(jnp.float32))
+
+
+def swiglu(gate: jax.Array, up: jax.Array) -> jax.Array:
+    return jax.nn.silu(gate) * up
+
+
+def grouped_experts(
+    x: jax.Array, experts: jax.Array, weights: jax.Array, gate: jax.Array, up: jax.Array, down: jax.Array,
+    first_expert: jax.Array | int = 0, activation=swiglu,
+) -> jax.Array:
+    """Σ over each token's assignments to the experts held here of weight · expert(token).
+
+    x `[N, embed]`; experts / weights `[N, k]` (global expert ids); gate / up `[E_here, embed,
+    mlp]`, down `[E_here, mlp, embed]` are experts `first_expert .. first_expert + E_here`.
+    Assignments to other experts contribute nothing (another device holds those experts).
+    """
+    num_tokens, top_k = experts.shape
+    held = gate.shape[0]
+    local = experts.reshape(-1) - first_expert
+    mine = (local >= 0) & (local < held)
+    local = jnp.where(mine, local, held)  # other devices' assignments sort last, in no group
+    order = jnp.argsort(local, stable=True)
+    rows = order // top_k
+    group_sizes = jnp.sum(local[:, None] == jnp.arange(held), axis=0, dtype=jnp.int32)
+    routed = x[rows]
+    hidden = activation(jax.lax.ragged_dot(routed, gate, group_sizes), jax.lax.ragged_dot(routed, up, group_sizes))
+    out = jax.lax.ragged_dot(hidden.astype(x.dtype), down, group_sizes)
+    combine = jnp.where(mine, weights.reshape(-1), 0).astype(out.dtype)[order]
+    out = jnp.where(mine[order][:, None], out * combine[:, None], 0)
+    return jnp.zeros((num_tokens, x.shape[-1]), out.dtype).at[rows].add(out).astype(x.dtype)
+
+
+def load_balancing_stats(logits: jax.Array, token_mask: jax.Array, top_k: int) -> jax.Array:
+    """One layer's `[3, E]` sums for the load-balancing loss: top-k assignment counts, router
+    probabilities and (broadcast) the number of counted tokens, over tokens where `token_mask`."""
+    probs = jax.nn.softmax(logits, axis=-1)
+    _, chosen = jax.lax.top_k(probs, top_k)
+    mask = token_mask.astype(jnp.float32)
+    counts = jnp.sum(jax.nn.one_hot(chosen, logits.shape[-1], dtype=jnp.float32) * mask[:, None, None], axis=(0, 1))
+    prob_sums = jnp.sum(probs * mask[:, None], axis=0)
+    return jnp.stack([counts, prob_sums, jnp.broadcast_to(jnp.sum(mask), counts.shape)])
+
+
+def load_balancing_loss(stats: jax.Array) -> jax.Array:
+    """The Switch-Transformer auxiliary loss exactly as `transformers` computes it over all MoE
+    layers (`load_balancing_loss_func`): E · Σ_e (assignments_e / tokens) · (probability_e / tokens),
+    both summed over every layer; `stats` are the layers' `load_balancing_stats` stacked `[L, 3, E]`."""
+    counts, prob_sums, tokens = (jnp.sum(stats[:, i], axis=0) for i in range(3))
+    tokens = jnp.maximum(tokens, 1.0)
+    return stats.shape[-1] * jnp.sum((counts / tokens) * (prob_sums / tokens))
+
+
+def feed_forward(h: jax.Array, p: dict[str, jax.Array], config: ModelConfig) -> tuple[jax.Array, jax.Array]:
+    """One block's mixture-of-experts feed-forward on normed `h [..., embed]`: (output like `h`,
+    the router's float32 logits `[tokens, E]`). `p` holds the block's `router`, `expert_*` weights."""
+    x = h.reshape(-1, h.shape[-1])
+    routing = route(x, p["router"], config)
+    weights = {"gate": p["expert_gate"], "up": p["expert_up"], "down": p["expert_down"]}
+    out = run_experts(grouped_experts, x, routing.experts, routing.weights, weights)
+    return out.reshape(h.shape), routing.logits
