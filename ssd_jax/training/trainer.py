@@ -132,7 +132,8 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
                 params, opt_state, metrics = train_step(params, opt_state, state.put_batch(batch, batch_shardings))
                 values = jax.device_get(metrics)  # waits for the step
                 now = time.perf_counter()
-                metrics = _metrics_line(step + 1, values, float(schedule(step)), now - last_time)
+                metrics = _metrics_line(step + 1, values, float(schedule(step)), now - last_time,
+                                        moe=bool(loaded.config.num_experts))
                 last_time, step = now, step + 1
                 log.write(metrics)
                 if step % settings.log_every == 0:
@@ -152,15 +153,20 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
     return TrainResult(status, step, paths.final, paths.metrics)
 
 
-def _metrics_line(step: int, values: dict[str, Any], learning_rate: float, seconds: float) -> dict[str, float]:
+def _metrics_line(step: int, values: dict[str, Any], learning_rate: float, seconds: float,
+                  moe: bool = False) -> dict[str, float]:
     """One metrics.jsonl line: the step's loss, learning rate, gradient norm (before clipping),
-    masked (trained) and real (non-padding) tokens, throughput and wall time since the last step."""
+    masked (trained) and real (non-padding) tokens, throughput and wall time since the last step;
+    for a mixture of experts also the router's load-balancing loss (unweighted)."""
     values = {name: float(value) for name, value in values.items()}
-    return {
+    line = {
         "step": step, "loss": values["loss"], "learning_rate": learning_rate, "grad_norm": values["grad_norm"],
         "masked_tokens": values["masked_tokens"], "tokens": values["tokens"],
         "tokens_per_s": values["tokens"] / seconds, "step_time_s": seconds,
     }
+    if moe:
+        line["router_aux_loss"] = values["router_aux_loss"]
+    return line
 
 
 def _abstract(tree: Any, shardings: Any) -> Any:
