@@ -36,6 +36,13 @@ MOE_VARIANTS = {
     ),
 }
 
+TINY_GPT_OSS = dict(TINY, intermediate_size=32, head_dim=16, num_local_experts=8, num_experts_per_tok=2,
+                    sliding_window=8, router_aux_loss_coef=0.01,
+                    rope_parameters={"rope_type": "yarn", "factor": 4.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                                     "truncate": False, "original_max_position_embeddings": 16,
+                                     "rope_theta": 150000.0})
+MOE_VARIANTS["gpt_oss"] = lambda: transformers.GptOssForCausalLM(transformers.GptOssConfig(**TINY_GPT_OSS))
+
 
 def save_tiny(variant: str, directory: str, seed: int = 0) -> transformers.PreTrainedModel:
     """Creates the tiny random model `variant`, saves it as safetensors in `directory`."""
@@ -45,6 +52,8 @@ def save_tiny(variant: str, directory: str, seed: int = 0) -> transformers.PreTr
         for name, param in model.named_parameters():
             if "norm" in name:
                 param.copy_(1.0 + 0.2 * torch.randn_like(param))
+            elif "sinks" in name or "bias" in name:  # untrained gpt-oss leaves these empty (uninitialised)
+                param.copy_(0.5 * torch.randn_like(param))
     model.save_pretrained(directory)
     return model
 

@@ -11,7 +11,8 @@ import numpy as np
 from flax import nnx
 from safetensors.flax import save_file
 
-from ssd_jax.checkpoints.hf_layout import TOP_TENSORS, block_tensors
+from ssd_jax.checkpoints.hf_layout import TOP_TENSORS, block_tensors, interleave
+from ssd_jax.checkpoints.mxfp4 import dequantizing
 from ssd_jax.checkpoints.tensor_source import TensorSource
 from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.transformer import Transformer
@@ -33,6 +34,7 @@ def model_from_tensors(
     """Builds the model from HF-named tensors, reading one tensor at a time straight into this
     host's shards of each parameter on `mesh` (one device if none)."""
     mesh = mesh or single_device_mesh()
+    source = dequantizing(source)
     model = abstract_model(config)
     state = nnx.state(model)
     shardings = state_shardings(state, mesh, rules)
@@ -69,16 +71,22 @@ def hf_tensors(model: Transformer) -> dict[str, np.ndarray]:
     """Every parameter as HF-named, HF-layout host arrays (gathered from all devices)."""
     config = model.config
     tensors: dict[str, np.ndarray] = {}
+    halves: dict[str, dict[int, np.ndarray]] = {}  # gpt-oss's fused gate/up tensors, by half
     for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         value = np.asarray(jax.experimental.multihost_utils.process_allgather(var[...], tiled=True))
         if path[0] == "blocks":
             mapping = block_tensors(config)[path[-1]]
             for index in _tensor_indices(config, True, mapping.per_expert):
                 name = mapping.hf_name.format(i=index[0], e=index[-1])
-                tensors[name] = np.ascontiguousarray(mapping.to_hf(value[index], config))
+                converted = np.ascontiguousarray(mapping.to_hf(value[index], config))
+                if mapping.interleaved is None:
+                    tensors[name] = converted
+                else:
+                    halves.setdefault(name, {})[mapping.interleaved] = converted
         else:
             mapping = TOP_TENSORS[path[-1]]
             tensors[mapping.hf_name] = np.ascontiguousarray(mapping.to_hf(value, config))
+    tensors.update({name: interleave(parts) for name, parts in halves.items()})
     return tensors
 
 

@@ -10,6 +10,7 @@ see one device's experts.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -28,10 +29,17 @@ class Routing(NamedTuple):
     logits: jax.Array
 
 
-def route(x: jax.Array, router: jax.Array, config: ModelConfig) -> Routing:
-    """Qwen3-MoE's router on tokens `x [N, embed]`: softmax over all experts in float32, the
-    top k, renormalised to sum to 1 when `norm_topk_prob`."""
+def route(x: jax.Array, router: jax.Array, config: ModelConfig, bias: jax.Array | None = None) -> Routing:
+    """The router on tokens `x [N, embed]`. Qwen3-MoE: softmax over all experts in float32, the
+    top k, renormalised to sum to 1 when `norm_topk_prob`. gpt-oss: the top k of the (biased)
+    logits, softmax over those k."""
     logits = x @ router.astype(x.dtype)
+    if bias is not None:
+        logits = logits + bias.astype(x.dtype)
+    if config.family == "gpt_oss":
+        top, experts = jax.lax.top_k(logits, config.num_experts_per_tok)
+        weights = jax.nn.softmax(top, axis=-1)
+        return Routing(experts.astype(jnp.int32), weights.astype(x.dtype), logits.astype(jnp.float32))
     probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
     top, experts = jax.lax.top_k(probs, config.num_experts_per_tok)
     if config.norm_topk_prob:
@@ -43,9 +51,17 @@ def swiglu(gate: jax.Array, up: jax.Array) -> jax.Array:
     return jax.nn.silu(gate) * up
 
 
+def clamped_swiglu(gate: jax.Array, up: jax.Array, limit: float, alpha: float) -> jax.Array:
+    """gpt-oss's SwiGLU: gate clipped above at `limit`, up to ±`limit`, (up + 1) · gate · σ(α · gate)."""
+    gate = jnp.minimum(gate, limit)
+    up = jnp.clip(up, -limit, limit)
+    return (up + 1) * gate * jax.nn.sigmoid(gate * alpha)
+
+
 def grouped_experts(
     x: jax.Array, experts: jax.Array, weights: jax.Array, gate: jax.Array, up: jax.Array, down: jax.Array,
-    first_expert: jax.Array | int = 0, activation=swiglu,
+    first_expert: jax.Array | int = 0, activation=swiglu, gate_bias: jax.Array | None = None,
+    up_bias: jax.Array | None = None,
 ) -> jax.Array:
     """Σ over each token's assignments to the experts held here of weight · expert(token).
 
@@ -62,7 +78,11 @@ def grouped_experts(
     rows = order // top_k
     group_sizes = jnp.sum(local[:, None] == jnp.arange(held), axis=0, dtype=jnp.int32)
     routed = x[rows]
-    hidden = activation(jax.lax.ragged_dot(routed, gate, group_sizes), jax.lax.ragged_dot(routed, up, group_sizes))
+    gate_out, up_out = jax.lax.ragged_dot(routed, gate, group_sizes), jax.lax.ragged_dot(routed, up, group_sizes)
+    if gate_bias is not None:
+        expert_of_row = jnp.minimum(local[order], held - 1)
+        gate_out, up_out = gate_out + gate_bias[expert_of_row], up_out + up_bias[expert_of_row]
+    hidden = activation(gate_out, up_out)
     out = jax.lax.ragged_dot(hidden.astype(x.dtype), down, group_sizes)
     combine = jnp.where(mine, weights.reshape(-1), 0).astype(out.dtype)[order]
     out = jnp.where(mine[order][:, None], out * combine[:, None], 0)
@@ -93,7 +113,16 @@ def feed_forward(h: jax.Array, p: dict[str, jax.Array], config: ModelConfig) -> 
     """One block's mixture-of-experts feed-forward on normed `h [..., embed]`: (output like `h`,
     the router's float32 logits `[tokens, E]`). `p` holds the block's `router`, `expert_*` weights."""
     x = h.reshape(-1, h.shape[-1])
-    routing = route(x, p["router"], config)
+    routing = route(x, p["router"], config, p.get("router_bias"))
     weights = {"gate": p["expert_gate"], "up": p["expert_up"], "down": p["expert_down"]}
-    out = run_experts(grouped_experts, x, routing.experts, routing.weights, weights)
+    activation = swiglu
+    if config.swiglu_limit is not None:
+        activation = functools.partial(clamped_swiglu, limit=config.swiglu_limit, alpha=config.swiglu_alpha)
+    if "expert_gate_bias" in p:
+        weights.update(gate_bias=p["expert_gate_bias"], up_bias=p["expert_up_bias"])
+    local = functools.partial(grouped_experts, activation=activation)
+    out = run_experts(local, x, routing.experts, routing.weights, weights)
+    if "expert_down_bias" in p:  # Σ_k weight_k · bias of expert_k, outside the experts' sharded sum
+        biases = p["expert_down_bias"][routing.experts].astype(out.dtype)
+        out = out + jnp.sum(routing.weights[..., None].astype(out.dtype) * biases, axis=1)
     return out.reshape(h.shape), routing.logits

@@ -20,9 +20,10 @@ import functools
 import logging
 
 import jax
+import jax.numpy as jnp
 
 from ssd_jax.kernels import cudnn, splash
-from ssd_jax.models import attention
+from ssd_jax.models import attention, sink_attention
 from ssd_jax.models.config import ATTENTION_IMPLEMENTATIONS
 from ssd_jax.models.blockwise_attention import blockwise_attention
 
@@ -32,9 +33,20 @@ REFERENCE_MAX_LENGTH = 2048  # `auto` on CPU: the reference up to here, blockwis
 
 
 def self_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array | None,
-                   implementation: str = "auto") -> jax.Array:
-    """q `[B, T, H, D]`, k/v `[B, K, T, D]`, segment ids `[B, T]` or None → `[B, T, H, D]`."""
+                   implementation: str = "auto", *, sinks: jax.Array | None = None,
+                   window: jax.Array | None = None) -> jax.Array:
+    """q `[B, T, H, D]`, k/v `[B, K, T, D]`, segment ids `[B, T]` or None → `[B, T, H, D]`.
+
+    `sinks` `[H]` (learned sink logits) and `window` (a sliding window, 0: none) are served by
+    the reference implementation (`sink_attention`); any other choice falls back to it, logged."""
     chosen = choose_implementation(implementation, q, k, segment_ids)
+    if sinks is not None or window is not None:
+        if chosen != "reference":
+            _log_fallback(chosen, "attention sinks and sliding windows are served by the reference only")
+        mask = attention.causal_segment_mask(segment_ids, q.shape[1], q.shape[0])
+        if window is not None:
+            mask = sink_attention.window_mask(mask, window, jnp.arange(q.shape[1]))
+        return sink_attention.sink_attention(q, k, v, mask, sinks)
     if chosen == "reference":
         mask = attention.causal_segment_mask(segment_ids, q.shape[1], q.shape[0])
         return attention.grouped_query_attention(q, k, v, mask)
@@ -80,4 +92,5 @@ def choose_implementation(implementation: str, q: jax.Array, k: jax.Array, segme
 
 @functools.lru_cache(maxsize=64)
 def _log_fallback(implementation: str, reason: str) -> None:
-    logger.warning("attention: %s cannot serve this call (%s); using blockwise attention", implementation, reason)
+    fallback = "the reference" if "reference" in reason else "blockwise attention"
+    logger.warning("attention: %s cannot serve this call (%s); using %s", implementation, reason, fallback)
