@@ -117,3 +117,40 @@ def test_unsupported_moe_configs_are_refused(change, field):
     config.update(change)
     with pytest.raises(UnsupportedModelError, match=field):
         ModelConfig.from_hf(config)
+
+
+def _write_mxfp4_checkpoint(directory, seed=0):
+    """A tiny gpt-oss checkpoint whose expert matrices are stored as MXFP4 blocks and scales
+    (random codes; exponents around 2^0), as the released gpt-oss checkpoints store them."""
+    from safetensors.numpy import load_file, save_file
+
+    save_tiny("gpt_oss", directory)
+    tensors, rng = load_file(f"{directory}/model.safetensors"), np.random.RandomState(seed)
+    for name in [n for n in tensors if n.endswith(("experts.gate_up_proj", "experts.down_proj"))]:
+        experts, inputs, outputs = tensors.pop(name).shape
+        tensors[name + "_blocks"] = rng.randint(0, 256, (experts, outputs, inputs // 32, 16)).astype(np.uint8)
+        tensors[name + "_scales"] = rng.randint(122, 129, (experts, outputs, inputs // 32)).astype(np.uint8)
+    save_file(tensors, f"{directory}/model.safetensors", metadata={"format": "pt"})
+    with open(f"{directory}/config.json") as f:
+        config = json.load(f)
+    config["quantization_config"] = {"quant_method": "mxfp4"}
+    with open(f"{directory}/config.json", "w") as f:
+        json.dump(config, f)
+
+
+def test_mxfp4_experts_match_transformers_dequantised(tmp_path):
+    from ssd_jax.checkpoints.hf import hf_tensors
+
+    _write_mxfp4_checkpoint(str(tmp_path))
+    reference = transformers.GptOssForCausalLM.from_pretrained(
+        str(tmp_path), quantization_config=transformers.Mxfp4Config(dequantize=True), dtype=torch.float32).eval()
+    model = _load(str(tmp_path))
+    ours = hf_tensors(model)
+    expert_tensors = [n for n, _ in reference.named_parameters() if n.endswith(("gate_up_proj", "down_proj"))]
+    assert len(expert_tensors) == 4
+    for name, param in reference.named_parameters():
+        if name in expert_tensors:
+            np.testing.assert_array_equal(ours[name], param.detach().numpy(), err_msg=name)
+    tokens = _tokens(2, 21)
+    np.testing.assert_allclose(np.asarray(_forward(model, jnp.asarray(tokens))), hf_logits(reference, tokens),
+                               atol=1e-4, rtol=0)
