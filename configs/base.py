@@ -20,8 +20,9 @@ def get_config() -> ConfigDict:
     c.param_dtype = "float32"  # Parameter storage dtype (master weights when training).
     c.stages = "sample,train,evaluate"  # What launch/ssd.py runs, comma-separated; finished ones are skipped.
 
-    # Device mesh (data × fsdp × model); -1 takes the devices left over.
-    c.mesh = ConfigDict(dict(data=-1, fsdp=1, model=1))
+    # Device mesh (data × fsdp × expert × model); -1 takes the devices left over. `expert` splits
+    # a mixture of experts' experts (and, outside them, the batch).
+    c.mesh = ConfigDict(dict(data=-1, fsdp=1, expert=1, model=1))
 
     # Prompts for SSD data (stage 1).
     c.prompts = ConfigDict()

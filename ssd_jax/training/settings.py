@@ -70,7 +70,7 @@ class TrainSettings:
             seed=int(config.get("seed", 0)),
             dtype=str(config.get("dtype", "float32")),
             param_dtype=str(config.get("param_dtype", "float32")),
-            mesh={axis: int(config["mesh"][axis]) for axis in ("data", "fsdp", "model")},
+            mesh={axis: int(config["mesh"].get(axis, 1)) for axis in ("data", "fsdp", "expert", "model")},
             data=DataSettings(
                 samples_dir=samples_dir, filter=data["filter"], shortest_percent=float(data["shortest_percent"]),
                 max_length=int(data["max_length"]), overlong=data["overlong"], pack=bool(data["pack"]),
