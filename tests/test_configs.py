@@ -25,7 +25,7 @@ def test_paper_configs_hold_the_paper_recipe(name):
     assert (c.sampling.temperature, c.sampling.top_k, c.sampling.top_p) == sample
     assert (c.eval.top_k, c.eval.top_p) == ssd[1:] and (c.eval.base_top_k, c.eval.base_top_p) == base[1:]
     assert ssd[0] in c.eval.temperatures and base[0] in c.eval.temperatures
-    thinking = "thinking" in name
+    thinking = "thinking" in name or name == "gpt_oss_20b"  # a reasoning model, run like the thinking rows
     assert (c.train.steps, c.train.warmup_steps, c.train.checkpoint_every) == ((300, 50, 50) if thinking else (2500, 250, 250))
     assert (c.train.peak_learning_rate, c.train.final_learning_rate, c.train.global_batch) == (5e-6, 1e-6, 32)
     assert (c.train.b1, c.train.b2, c.train.weight_decay) == (0.9, 0.95, 0.1)
