@@ -38,15 +38,18 @@ def self_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Ar
     """q `[B, T, H, D]`, k/v `[B, K, T, D]`, segment ids `[B, T]` or None → `[B, T, H, D]`.
 
     `sinks` `[H]` (learned sink logits) and `window` (a sliding window, 0: none) are served by
-    the reference implementation (`sink_attention`); any other choice falls back to it, logged."""
+    the reference (`sink_attention`) and blockwise implementations; splash and cuDNN fall back
+    to blockwise for them, logged."""
     chosen = choose_implementation(implementation, q, k, segment_ids)
     if sinks is not None or window is not None:
-        if chosen != "reference":
-            _log_fallback(chosen, "attention sinks and sliding windows are served by the reference only")
-        mask = attention.causal_segment_mask(segment_ids, q.shape[1], q.shape[0])
-        if window is not None:
-            mask = sink_attention.window_mask(mask, window, jnp.arange(q.shape[1]))
-        return sink_attention.sink_attention(q, k, v, mask, sinks)
+        if chosen == "reference":
+            mask = attention.causal_segment_mask(segment_ids, q.shape[1], q.shape[0])
+            if window is not None:
+                mask = sink_attention.window_mask(mask, window, jnp.arange(q.shape[1]))
+            return sink_attention.sink_attention(q, k, v, mask, sinks)
+        if chosen != "blockwise":
+            _log_fallback(chosen, "attention sinks and sliding windows are not implemented in it")
+        return blockwise_attention(q, k, v, segment_ids, sinks=sinks, window=window)
     if chosen == "reference":
         mask = attention.causal_segment_mask(segment_ids, q.shape[1], q.shape[0])
         return attention.grouped_query_attention(q, k, v, mask)
@@ -92,5 +95,4 @@ def choose_implementation(implementation: str, q: jax.Array, k: jax.Array, segme
 
 @functools.lru_cache(maxsize=64)
 def _log_fallback(implementation: str, reason: str) -> None:
-    fallback = "the reference" if "reference" in reason else "blockwise attention"
-    logger.warning("attention: %s cannot serve this call (%s); using %s", implementation, reason, fallback)
+    logger.warning("attention: %s cannot serve this call (%s); using blockwise attention", implementation, reason)
