@@ -8,7 +8,7 @@ from configs.paper.common import paper_config
 
 
 def get_config():
-    return paper_config(
+    c = paper_config(
         name="qwen3_4b_thinking",
         model="models/Qwen3-4B-Thinking-2507",
         thinking=True,
@@ -18,3 +18,5 @@ def get_config():
         mesh=dict(data=1, fsdp=16, model=1),
         micro_batch=16,
     )
+    c.sampling.batch_size = 8  # rows per host (4 chips) at 128k tokens each: see the compiled figures above
+    return c
