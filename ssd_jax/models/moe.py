@@ -3,9 +3,14 @@
 Routing is dropless: every token's `top_k` (expert, weight) assignments are sorted by expert and
 each expert multiplies exactly the rows routed to it (`jax.lax.ragged_dot`, a grouped matmul),
 so compute scales with tokens × top_k, never with tokens × experts, and no token is ever dropped
-for lack of capacity (the sampler's outputs do not depend on what else is in the batch). How
-the experts are split over devices is `ssd_jax.parallel.experts`' business; the functions here
-see one device's experts.
+for lack of capacity (the sampler's outputs do not depend on what else is in the batch). That
+is what runs on TPU (XLA's ragged-dot instruction) and GPU. XLA's CPU backend has no grouped
+matmul: it expands `ragged_dot` into every group over every row with `[groups, rows, width]`
+masks (benchmarks/moe.py: ~6x slower than dispatch/combine at 1k tokens, 32 experts). On CPU
+the experts therefore run densely (`dense_experts`: every held expert on every token, weighted
+by the sparse combine weights), the same result with plain matmuls, right for the small models
+a CPU runs. How the experts are split over devices is `ssd_jax.parallel.experts`' business; the
+functions here see one device's experts.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from ssd_jax.models.config import ModelConfig
+from ssd_jax.models.self_attention import platform
 from ssd_jax.parallel.experts import run_experts
 
 
@@ -89,6 +95,26 @@ def grouped_experts(
     return jnp.zeros((num_tokens, x.shape[-1]), out.dtype).at[rows].add(out).astype(x.dtype)
 
 
+def dense_experts(
+    x: jax.Array, experts: jax.Array, weights: jax.Array, gate: jax.Array, up: jax.Array, down: jax.Array,
+    first_expert: jax.Array | int = 0, activation=swiglu, gate_bias: jax.Array | None = None,
+    up_bias: jax.Array | None = None,
+) -> jax.Array:
+    """`grouped_experts`' result (same arguments) computed by every held expert on every token."""
+    held = gate.shape[0]
+    combine = jnp.sum(jax.nn.one_hot(experts - first_expert, held, dtype=x.dtype) * weights[..., None], axis=1)
+    gate_out, up_out = jnp.einsum("nh,ehm->enm", x, gate), jnp.einsum("nh,ehm->enm", x, up)
+    if gate_bias is not None:
+        gate_out, up_out = gate_out + gate_bias[:, None], up_out + up_bias[:, None]
+    out = jnp.einsum("enm,emh->enh", activation(gate_out, up_out).astype(x.dtype), down)
+    return jnp.einsum("ne,enh->nh", combine, out).astype(x.dtype)
+
+
+def experts_for(platform: str):
+    """The expert implementation for a platform: grouped matmuls, or dense on CPU (module docstring)."""
+    return dense_experts if platform == "cpu" else grouped_experts
+
+
 def load_balancing_stats(logits: jax.Array, token_mask: jax.Array, top_k: int) -> jax.Array:
     """One layer's `[3, E]` sums for the load-balancing loss: top-k assignment counts, router
     probabilities and (broadcast) the number of counted tokens, over tokens where `token_mask`."""
@@ -120,7 +146,7 @@ def feed_forward(h: jax.Array, p: dict[str, jax.Array], config: ModelConfig) -> 
         activation = functools.partial(clamped_swiglu, limit=config.swiglu_limit, alpha=config.swiglu_alpha)
     if "expert_gate_bias" in p:
         weights.update(gate_bias=p["expert_gate_bias"], up_bias=p["expert_up_bias"])
-    local = functools.partial(grouped_experts, activation=activation)
+    local = functools.partial(experts_for(platform()), activation=activation)
     out = run_experts(local, x, routing.experts, routing.weights, weights)
     if "expert_down_bias" in p:  # Σ_k weight_k · bias of expert_k, outside the experts' sharded sum
         biases = p["expert_down_bias"][routing.experts].astype(out.dtype)

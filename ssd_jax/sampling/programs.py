@@ -22,7 +22,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from ssd_jax.models.kv_cache import CACHE_AXES, KVCache
 from ssd_jax.models.transformer import Transformer
-from ssd_jax.parallel import state_shardings
+from ssd_jax.parallel import batch_shards, state_shardings
 from ssd_jax.parallel.rules import DEFAULT_RULES, Rules, logical_to_spec
 from ssd_jax.sampling import loop
 from ssd_jax.sampling.batching import HostBatch
@@ -44,14 +44,18 @@ def _jitted(graphdef: nnx.GraphDef, param_treedef, param_leaves: tuple, rows: Na
     inputs = loop.DecodeInputs(*[rows] * len(loop.DecodeInputs._fields))
     state = loop.DecodeState(replicated, rows, rows, loop.DecodeOutputs(*[rows] * len(loop.DecodeOutputs._fields)))
 
+    mesh = rows.mesh.abstract_mesh  # in context while tracing: mixture-of-experts layers shard_map over it
+
     def prefill(params, layer_params, tokens, positions, key_mask, inputs, max_new_tokens):
-        cache = loop.prefill(nnx.merge(graphdef, params), tokens, positions, key_mask, layer_params)
+        with jax.sharding.use_abstract_mesh(mesh):
+            cache = loop.prefill(nnx.merge(graphdef, params), tokens, positions, key_mask, layer_params)
         return cache, loop.initial_state(inputs, max_new_tokens)
 
     def decode(params, layer_params, cache, key_mask, inputs, state, seed, eos_ids, stop_ids):
         model = nnx.merge(graphdef, params)
-        return loop.decode(model, cache, key_mask, inputs, state, seed, eos_ids, stop_ids, steps_per_call,
-                           layer_params)
+        with jax.sharding.use_abstract_mesh(mesh):
+            return loop.decode(model, cache, key_mask, inputs, state, seed, eos_ids, stop_ids, steps_per_call,
+                               layer_params)
 
     prefill = jax.jit(prefill, in_shardings=(param_shardings, layer_shardings, rows, rows, rows, inputs),
                       out_shardings=(cache_shardings, state), static_argnums=6)
@@ -83,10 +87,10 @@ class SamplingPrograms:
 
     def __init__(self, model: Transformer, mesh: jax.sharding.Mesh, batch_size: int, max_new_tokens: int,
                  rules: Rules = DEFAULT_RULES):
-        batch_devices = mesh.shape["data"] * mesh.shape["fsdp"]
+        batch_devices = batch_shards(mesh)
         if batch_size % batch_devices:
             raise ValueError(
-                f"batch_size {batch_size} must be a multiple of the mesh's data × fsdp size ({batch_devices})"
+                f"batch_size {batch_size} must be a multiple of the mesh's data × fsdp × expert size ({batch_devices})"
             )
         graphdef, state = nnx.split(model)
         param_shardings = state_shardings(state, mesh, rules)
