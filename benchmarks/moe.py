@@ -1,11 +1,12 @@
-"""Routing tokens to experts: grouped matmul (`jax.lax.ragged_dot`, what ssd-jax runs) against
-GShard-style dispatch/combine with a capacity, side by side in one run, forward + backward.
+"""Routing tokens to experts, side by side in one run, forward + backward: the grouped matmul
+(`jax.lax.ragged_dot`, what ssd-jax runs on TPU/GPU), GShard-style dispatch/combine with a
+capacity, and every expert on every token (`dense_experts`, what ssd-jax runs on CPU).
 
     python benchmarks/moe.py [--tokens 1024,2048,4096] [--experts 32] [--top_k 4]
 
-Prints, per token count, each method's milliseconds per forward+backward, the ratio
-dispatch/grouped, and how many assignments dispatch drops at its capacity factor (the
-grouped matmul drops none). Shapes are a scaled-down gpt-oss layer (embed 256, width 256).
+Prints, per token count, each method's milliseconds per forward+backward, the ratios to the
+grouped matmul, and how many assignments dispatch drops at its capacity factor (the others
+drop none). Shapes are a scaled-down gpt-oss layer (embed 256, width 256).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from ssd_jax.models.moe import grouped_experts
+from ssd_jax.models.moe import dense_experts, grouped_experts
 
 
 def dispatch_combine(x, experts, weights, gate, up, down, capacity_factor):
@@ -37,7 +38,7 @@ def dispatch_combine(x, experts, weights, gate, up, down, capacity_factor):
     return jnp.einsum("nec,ech->nh", combine, out), jnp.sum(one_hot) - jnp.sum(kept)
 
 
-def _time(fn, *args, repeats=5) -> float:
+def _time(fn, *args, repeats=3) -> float:
     jax.block_until_ready(fn(*args))
     start = time.perf_counter()
     for _ in range(repeats):
@@ -67,20 +68,22 @@ def main() -> None:
 
     grouped = loss(grouped_experts)
     dispatch = loss(lambda *a: dispatch_combine(*a, args.capacity_factor)[0])
+    dense = loss(dense_experts)
     dropped = jax.jit(lambda *a: dispatch_combine(*a, args.capacity_factor)[1])
     print(f"{jax.default_backend()}: experts {e}, top-{args.top_k}, embed {h}, width {m}, "
           f"capacity factor {args.capacity_factor}")
-    print(f"{'tokens':>7} {'grouped ms':>11} {'dispatch ms':>12} {'dispatch/grouped':>17} {'dropped':>8}")
+    print(f"{'tokens':>7} {'grouped ms':>11} {'dispatch ms':>12} {'dense ms':>9} {'dispatch/grouped':>17} "
+          f"{'dense/grouped':>14} {'dropped':>10}")
     for n in (int(t) for t in args.tokens.split(",")):
         x = jax.random.normal(keys[3], (n, h))
         logits = x @ jax.random.normal(keys[4], (h, e))
         top, experts = jax.lax.top_k(logits, args.top_k)
         weights = jax.nn.softmax(top, axis=-1)
         operands = (x, experts.astype(jnp.int32), weights, gate, up, down)
-        t_grouped, t_dispatch = _time(grouped, *operands), _time(dispatch, *operands)
+        t_grouped, t_dispatch, t_dense = (_time(fn, *operands) for fn in (grouped, dispatch, dense))
         lost = int(dropped(*operands))
-        print(f"{n:7d} {t_grouped:11.1f} {t_dispatch:12.1f} {t_dispatch / t_grouped:17.2f} "
-              f"{lost:5d}/{n * args.top_k}")
+        print(f"{n:7d} {t_grouped:11.1f} {t_dispatch:12.1f} {t_dense:9.1f} {t_dispatch / t_grouped:17.2f} "
+              f"{t_dense / t_grouped:14.2f} {lost:5d}/{n * args.top_k}")
 
 
 if __name__ == "__main__":
