@@ -29,8 +29,9 @@ def get_config() -> ConfigDict:
     c.distributed.process_id = -1  # With coordinator_address (or JAX_PROCESS_ID).
     c.distributed.initialization_timeout_s = 300  # How long to wait for every process to join.
 
-    # Device mesh (data × fsdp × model); -1 takes the devices left over.
-    c.mesh = ConfigDict(dict(data=-1, fsdp=1, model=1))
+    # Device mesh (data × fsdp × expert × model); -1 takes the devices left over. `expert` splits
+    # a mixture of experts' experts (and, outside them, the batch).
+    c.mesh = ConfigDict(dict(data=-1, fsdp=1, expert=1, model=1))
 
     # Prompts for SSD data (stage 1).
     c.prompts = ConfigDict()

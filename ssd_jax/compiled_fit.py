@@ -153,7 +153,8 @@ def compile_targets(config: Mapping[str, Any], devices: Sequence, *, max_prompt_
     dtype, param_dtype = str(config["dtype"]), str(config["param_dtype"])
     model_config = architecture(str(config["model"]), dtype=dtype, param_dtype=param_dtype,
                                 remat=train.get("remat", False), attention=str(train.get("attention", "auto")))
-    mesh = make_mesh(**{axis: int(config["mesh"][axis]) for axis in ("data", "fsdp", "model")}, devices=devices)
+    mesh = make_mesh(**{axis: int(config["mesh"].get(axis, 1)) for axis in ("data", "fsdp", "expert", "model")},
+                     devices=devices)
     targets = {"train_step": training_target(config, model_config, mesh)}
 
     def new_tokens(section):

@@ -1,25 +1,29 @@
-"""gpt-oss-20b (mixture of experts): LCB v6 pass@1 69.1 → 74.4 in the paper. Not supported yet.
+"""gpt-oss-20b (mixture of experts): LCB v6 pass@1 69.1 → 74.4 in the paper.
 
-`get_config()` stops with a clear error; `recipe()` holds the paper's settings, for a TPU
-v5p-64 slice (32 chips: FSDP 16 × expert/tensor parallel 2) once MoE layers exist.
+32 experts, top-4, 24 layers alternating 128-token sliding-window and full attention with
+learned attention sinks; its MXFP4 expert weights are dequantised on import (exactly) into
+`param_dtype`. Sized for a TPU v5p-64 slice (32 chips) on the mixture-of-experts mesh of
+`configs/paper/moe.py` (fsdp 16 × expert 2; one 65k-token row per chip).
 """
 
-from configs.paper.common import paper_config
-from configs.paper.moe import not_supported_yet
+from ml_collections import ConfigDict
+
+from configs.paper.moe import moe_paper_config
+
+# The paper runs GPT-OSS at reasoning effort "high" (its chat template's `reasoning_effort`),
+# for sampling SSD data, for the training rows rendered from it, and for evaluation.
+REASONING = {"reasoning_effort": "high"}
 
 
-def recipe():
-    return paper_config(
+def get_config():
+    c = moe_paper_config(
         name="gpt_oss_20b",
-        model="models/gpt-oss-20b",
+        model="models/gpt-oss-20b",  # Local HF directory (config.json + safetensors).
         thinking=True,
         sample=(1.2, 0, 1.0),
         eval_ssd=(1.0, 20, 0.95),
         eval_base=(1.0, 0, 1.0),
-        mesh=dict(data=1, fsdp=16, model=2),
-        micro_batch=16,
     )
-
-
-def get_config():
-    return not_supported_yet("gpt-oss-20b", recipe())
+    c.prompts.chat_template_kwargs = ConfigDict(REASONING)
+    c.eval.chat_template_kwargs = ConfigDict(REASONING)
+    return c

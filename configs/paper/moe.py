@@ -1,12 +1,18 @@
-"""The paper's mixture-of-experts rows, kept as recipes until ssd-jax supports MoE."""
+"""What the paper's three mixture-of-experts rows share: a TPU v5p-64 slice (32 chips) with the
+experts split over an `expert` axis and everything else over FSDP.
 
-from ml_collections import ConfigDict
+Mesh: fsdp 16 × expert 2. Expert weights split 32 ways (whole experts over `expert`, their
+`embed` axis over `fsdp`); attention and embeddings split 16 ways and
+replicated over `expert`. Rows split over fsdp × expert = 32: one 65,536-token row per chip per
+micro-batch, so the global batch of 32 is one micro-batch.
+"""
+
+from configs.paper.common import paper_config
+
+MOE_MESH = dict(data=1, fsdp=16, expert=2, model=1)
+MOE_MICRO_BATCH = 32
 
 
-def not_supported_yet(name: str, recipe: ConfigDict) -> ConfigDict:
-    raise NotImplementedError(
-        f"{name} is a mixture-of-experts model, which ssd-jax does not support yet (see the README, "
-        f"'Not supported yet'). Its paper recipe is kept in this config file's recipe() for when it does: "
-        f"sampling T/k/p {recipe.sampling.temperature}/{recipe.sampling.top_k}/{recipe.sampling.top_p}, "
-        f"SSD evaluation {recipe.eval.temperatures} with k/p {recipe.eval.top_k}/{recipe.eval.top_p}."
-    )
+def moe_paper_config(**row):
+    """`paper_config` for a mixture-of-experts row, on the mesh above."""
+    return paper_config(mesh=MOE_MESH, micro_batch=MOE_MICRO_BATCH, **row)

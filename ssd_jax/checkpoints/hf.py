@@ -11,7 +11,8 @@ import numpy as np
 from flax import nnx
 from safetensors.flax import save_file
 
-from ssd_jax.checkpoints.hf_layout import BLOCK_TENSORS, TOP_TENSORS
+from ssd_jax.checkpoints.hf_layout import TOP_TENSORS, block_tensors, interleave
+from ssd_jax.checkpoints.mxfp4 import dequantizing
 from ssd_jax.checkpoints.tensor_source import TensorSource
 from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.transformer import Transformer
@@ -33,6 +34,7 @@ def model_from_tensors(
     """Builds the model from HF-named tensors, reading one tensor at a time straight into this
     host's shards of each parameter on `mesh` (one device if none)."""
     mesh = mesh or single_device_mesh()
+    source = dequantizing(source)
     model = abstract_model(config)
     state = nnx.state(model)
     shardings = state_shardings(state, mesh, rules)
@@ -42,20 +44,20 @@ def model_from_tensors(
     def build(path: tuple, var: nnx.Variable, sharding) -> jax.Array:
         name = path[-1]
         stacked = path[0] == "blocks"
-        mapping = (BLOCK_TENSORS if stacked else TOP_TENSORS)[name]
+        mapping = (block_tensors(config) if stacked else TOP_TENSORS)[name]
         shards = HostShards(var.get_value().shape, dtype, sharding)
-        for layer in range(config.num_layers) if stacked else [None]:
-            hf_name = mapping.hf_name.format(i=layer)
+        for index in _tensor_indices(config, stacked, mapping.per_expert):
+            hf_name = mapping.hf_name.format(i=index[0] if index else None, e=index[-1] if index else None)
             if hf_name not in available:
                 raise KeyError(f"the checkpoint has no tensor {hf_name!r}, which a {config.family} model needs")
             value = mapping.to_ours(source.get(hf_name), config)
-            expected = var.get_value().shape[1:] if stacked else var.get_value().shape
+            expected = var.get_value().shape[len(index):]
             if value.shape != tuple(expected):
                 raise ValueError(
                     f"tensor {hf_name!r} has shape {source.get(hf_name).shape}, which does not fit "
                     f"{name} {tuple(expected)} of this config"
                 )
-            shards.write(value.astype(dtype), layer)
+            shards.write(value.astype(dtype), index or None)
         return shards.finish()
 
     flat_shardings = dict(nnx.to_flat_state(shardings))
@@ -69,16 +71,32 @@ def hf_tensors(model: Transformer) -> dict[str, np.ndarray]:
     """Every parameter as HF-named, HF-layout host arrays (gathered from all devices)."""
     config = model.config
     tensors: dict[str, np.ndarray] = {}
+    halves: dict[str, dict[int, np.ndarray]] = {}  # gpt-oss's fused gate/up tensors, by half
     for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         value = np.asarray(jax.experimental.multihost_utils.process_allgather(var[...], tiled=True))
         if path[0] == "blocks":
-            mapping = BLOCK_TENSORS[path[-1]]
-            for layer in range(config.num_layers):
-                tensors[mapping.hf_name.format(i=layer)] = np.ascontiguousarray(mapping.to_hf(value[layer], config))
+            mapping = block_tensors(config)[path[-1]]
+            for index in _tensor_indices(config, True, mapping.per_expert):
+                name = mapping.hf_name.format(i=index[0], e=index[-1])
+                converted = np.ascontiguousarray(mapping.to_hf(value[index], config))
+                if mapping.interleaved is None:
+                    tensors[name] = converted
+                else:
+                    halves.setdefault(name, {})[mapping.interleaved] = converted
         else:
             mapping = TOP_TENSORS[path[-1]]
             tensors[mapping.hf_name] = np.ascontiguousarray(mapping.to_hf(value, config))
+    tensors.update({name: interleave(parts) for name, parts in halves.items()})
     return tensors
+
+
+def _tensor_indices(config: ModelConfig, stacked: bool, per_expert: bool) -> list[tuple[int, ...]]:
+    """The leading indices of a parameter that are one HF tensor each: (), (layer,) or (layer, expert)."""
+    if not stacked:
+        return [()]
+    if per_expert:
+        return [(i, e) for i in range(config.num_layers) for e in range(config.num_experts)]
+    return [(i,) for i in range(config.num_layers)]
 
 
 def export_hf(

@@ -26,12 +26,16 @@ _PAD_SEGMENT = -1  # padding appended to reach a whole block: attends only to it
 def blockwise_attention(
     q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array | None = None,
     *, block_q: int = DEFAULT_BLOCK, block_k: int = DEFAULT_BLOCK,
+    sinks: jax.Array | None = None, window: jax.Array | int | None = None,
 ) -> jax.Array:
     """Causal self-attention, q `[B, T, H, D]`, k/v `[B, K, T, D]`, segment ids `[B, T]` (tokens
     attend only within their segment; None: one segment) → `[B, T, H, D]`.
 
     Scores and softmax run in float32 whatever the compute dtype; any length works (the blocks
-    are padded internally); `block_q` must be a multiple of `block_k` or vice versa.
+    are padded internally); `block_q` must be a multiple of `block_k` or vice versa. `sinks`
+    `[H]`: a learned logit per head that joins each softmax and attends to nothing (gpt-oss);
+    `window`: each query sees only the `window` most recent tokens (0 or None: all). Tiles
+    wholly outside the window are skipped like masked ones.
     """
     batch, length = q.shape[:2]
     if segment_ids is None:
@@ -42,7 +46,10 @@ def blockwise_attention(
     q = jnp.pad(q, ((0, 0), (0, pad), (0, 0), (0, 0)))
     k, v = (jnp.pad(x, ((0, 0), (0, 0), (0, pad), (0, 0))) for x in (k, v))
     segments = jnp.pad(segment_ids.astype(jnp.int32), ((0, 0), (0, pad)), constant_values=_PAD_SEGMENT)
-    out = _flash(grouped(q, k.shape[1]), k, v, segments, block_q, block_k)
+    num_kv = k.shape[1]
+    sinks = (jnp.full((q.shape[2],), MASKED, jnp.float32) if sinks is None else sinks.astype(jnp.float32))
+    window = jnp.asarray(0 if window is None else window, jnp.int32)
+    out = _flash(grouped(q, num_kv), k, v, segments, sinks.reshape(num_kv, -1), window, block_q, block_k)
     return ungrouped(out)[:, :length]
 
 
@@ -50,12 +57,14 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def _tile_mask(segments, q_start, k_start, block_q, block_k):
-    """`[B, block_q, block_k]`: causal and same segment, for the tile at (q_start, k_start)."""
+def _tile_mask(segments, window, q_start, k_start, block_q, block_k):
+    """`[B, block_q, block_k]`: causal, same segment and within the window (0: none), for the
+    tile at (q_start, k_start)."""
     q_seg = jax.lax.dynamic_slice_in_dim(segments, q_start, block_q, axis=1)
     k_seg = jax.lax.dynamic_slice_in_dim(segments, k_start, block_k, axis=1)
-    causal = (q_start + jnp.arange(block_q))[:, None] >= (k_start + jnp.arange(block_k))[None, :]
-    return causal[None] & (q_seg[:, :, None] == k_seg[:, None, :])
+    behind = (q_start + jnp.arange(block_q))[:, None] - (k_start + jnp.arange(block_k))[None, :]
+    visible = (behind >= 0) & ((behind < window) | (window == 0))
+    return visible[None] & (q_seg[:, :, None] == k_seg[:, None, :])
 
 
 def _tile_scores(q_tile, k_tile, mask, scale):
@@ -69,13 +78,14 @@ def _k_blocks_seen(q_index, block_q, block_k):
     return ((q_index + 1) * block_q - 1) // block_k + 1
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
-def _flash(q, k, v, segments, block_q, block_k):
-    return _forward(q, k, v, segments, block_q, block_k)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7))
+def _flash(q, k, v, segments, sinks, window, block_q, block_k):
+    return _forward(q, k, v, segments, sinks, window, block_q, block_k)[0]
 
 
-def _forward(q, k, v, segments, block_q, block_k):
-    """Grouped q `[B, K, G, T, D]` → (output like q, float32 log-sum-exp `[B, K, G, T]`)."""
+def _forward(q, k, v, segments, sinks, window, block_q, block_k):
+    """Grouped q `[B, K, G, T, D]`, sink logits `[K, G]` → (output like q, float32 log-sum-exp
+    `[B, K, G, T]` of the scores and the sink)."""
     batch, num_kv, group, length, head_dim = q.shape
     scale = head_dim**-0.5
 
@@ -85,7 +95,7 @@ def _forward(q, k, v, segments, block_q, block_k):
 
         def key_block(k_index, carry):
             k_start = k_index * block_k
-            mask = _tile_mask(segments, q_start, k_start, block_q, block_k)
+            mask = _tile_mask(segments, window, q_start, k_start, block_q, block_k)
 
             def update(carry):
                 top, total, acc = carry
@@ -106,16 +116,20 @@ def _forward(q, k, v, segments, block_q, block_k):
         init = (jnp.full(stats, MASKED, jnp.float32), jnp.zeros(stats, jnp.float32),
                 jnp.zeros((*stats, head_dim), jnp.float32))
         top, total, acc = jax.lax.fori_loop(0, _k_blocks_seen(q_index, block_q, block_k), key_block, init)
-        return (acc / total[..., None]).astype(q.dtype), top + jnp.log(total)
+        sink = sinks[None, :, :, None]
+        with_sink = jnp.maximum(top, sink)
+        correction = jnp.exp(top - with_sink)
+        total = total * correction + jnp.exp(sink - with_sink)
+        return (acc * correction[..., None] / total[..., None]).astype(q.dtype), with_sink + jnp.log(total)
 
     outs, log_norms = jax.lax.map(query_block, jnp.arange(length // block_q))
     out = jnp.moveaxis(outs, 0, 3).reshape(q.shape)
     log_norm = jnp.moveaxis(log_norms, 0, 3).reshape(batch, num_kv, group, length)
-    return out, (q, k, v, segments, out, log_norm)
+    return out, (q, k, v, segments, sinks, window, out, log_norm)
 
 
 def _backward(block_q, block_k, residuals, d_out):
-    q, k, v, segments, out, log_norm = residuals
+    q, k, v, segments, sinks, window, out, log_norm = residuals
     batch, num_kv, group, length, head_dim = q.shape
     scale = head_dim**-0.5
     row_dot = jnp.sum(d_out.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)  # [B, K, G, T]
@@ -138,7 +152,7 @@ def _backward(block_q, block_k, residuals, d_out):
 
         def key_block(k_index, d_q):
             k_start = k_index * block_k
-            mask = _tile_mask(segments, q_start, k_start, block_q, block_k)
+            mask = _tile_mask(segments, window, q_start, k_start, block_q, block_k)
 
             def update(d_q):
                 _, k_tile, _, _, d_scores = tile_grads(q_start, k_start, mask)
@@ -156,7 +170,7 @@ def _backward(block_q, block_k, residuals, d_out):
 
         def query_block(q_index, grads):
             q_start = q_index * block_q
-            mask = _tile_mask(segments, q_start, k_start, block_q, block_k)
+            mask = _tile_mask(segments, window, q_start, k_start, block_q, block_k)
 
             def update(grads):
                 d_k, d_v = grads
@@ -176,7 +190,9 @@ def _backward(block_q, block_k, residuals, d_out):
     d_q = jnp.moveaxis(jax.lax.map(d_query_block, jnp.arange(length // block_q)), 0, 3).reshape(q.shape)
     d_k, d_v = jax.lax.map(d_key_block, jnp.arange(length // block_k))
     d_k, d_v = (jnp.moveaxis(d, 0, 2).reshape(k.shape) for d in (d_k, d_v))
-    return d_q, d_k, d_v, None
+    # d lse / d sink is the sink's weight; the output does not depend on the sink otherwise.
+    d_sinks = -jnp.sum(jnp.exp(sinks[None, :, :, None] - log_norm) * row_dot, axis=(0, 3))
+    return d_q, d_k, d_v, None, d_sinks, None
 
 
 _flash.defvjp(_forward, _backward)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssd_jax.models.config import ModelConfig, RopeScaling
+from ssd_jax.models.config import ModelConfig, RopeScaling, YarnScaling
 
 
 def rms_norm(x: jax.Array, weight: jax.Array, eps: float) -> jax.Array:
@@ -23,9 +23,33 @@ def rope_inverse_frequencies(config: ModelConfig) -> np.ndarray:
     dim = config.head_dim
     inv_freq = 1.0 / (config.rope_theta ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
     inv_freq = inv_freq.astype(np.float32)
-    if config.rope_scaling is not None:
+    if isinstance(config.rope_scaling, YarnScaling):
+        inv_freq = _yarn_scaled(inv_freq, config.rope_scaling, config.rope_theta, dim)
+    elif config.rope_scaling is not None:
         inv_freq = _llama3_scaled(inv_freq, config.rope_scaling)
     return inv_freq
+
+
+def rope_attention_factor(config: ModelConfig) -> float:
+    """What YaRN multiplies cos and sin by (1 otherwise): queries and keys both scale by it."""
+    return config.rope_scaling.attention_factor if isinstance(config.rope_scaling, YarnScaling) else 1.0
+
+
+def _yarn_scaled(inv_freq: np.ndarray, s: YarnScaling, base: float, dim: int) -> np.ndarray:
+    """transformers' `_compute_yarn_parameters` frequencies."""
+
+    def correction_dim(rotations: float) -> float:
+        return dim * math.log(s.original_max_position_embeddings / (rotations * 2 * math.pi)) / (2 * math.log(base))
+
+    low, high = correction_dim(s.beta_fast), correction_dim(s.beta_slow)
+    if s.truncate:
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    if low == high:
+        high += 0.001
+    ramp = np.clip((np.arange(dim // 2, dtype=np.float32) - low) / (high - low), 0, 1)
+    extrapolation = 1 - ramp
+    return ((inv_freq / s.factor) * (1 - extrapolation) + inv_freq * extrapolation).astype(np.float32)
 
 
 def _llama3_scaled(inv_freq: np.ndarray, s: RopeScaling) -> np.ndarray:

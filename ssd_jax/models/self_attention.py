@@ -20,9 +20,10 @@ import functools
 import logging
 
 import jax
+import jax.numpy as jnp
 
 from ssd_jax.kernels import cudnn, splash
-from ssd_jax.models import attention
+from ssd_jax.models import attention, sink_attention
 from ssd_jax.models.config import ATTENTION_IMPLEMENTATIONS
 from ssd_jax.models.blockwise_attention import blockwise_attention
 
@@ -32,9 +33,23 @@ REFERENCE_MAX_LENGTH = 1024  # `auto` on CPU: the reference up to here (faster),
 
 
 def self_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array | None,
-                   implementation: str = "auto") -> jax.Array:
-    """q `[B, T, H, D]`, k/v `[B, K, T, D]`, segment ids `[B, T]` or None → `[B, T, H, D]`."""
+                   implementation: str = "auto", *, sinks: jax.Array | None = None,
+                   window: jax.Array | None = None) -> jax.Array:
+    """q `[B, T, H, D]`, k/v `[B, K, T, D]`, segment ids `[B, T]` or None → `[B, T, H, D]`.
+
+    `sinks` `[H]` (learned sink logits) and `window` (a sliding window, 0: none) are served by
+    the reference (`sink_attention`) and blockwise implementations; splash and cuDNN fall back
+    to blockwise for them, logged."""
     chosen = choose_implementation(implementation, q, k, segment_ids)
+    if sinks is not None or window is not None:
+        if chosen == "reference":
+            mask = attention.causal_segment_mask(segment_ids, q.shape[1], q.shape[0])
+            if window is not None:
+                mask = sink_attention.window_mask(mask, window, jnp.arange(q.shape[1]))
+            return sink_attention.sink_attention(q, k, v, mask, sinks)
+        if chosen != "blockwise":
+            _log_fallback(chosen, "attention sinks and sliding windows are not implemented in it")
+        return blockwise_attention(q, k, v, segment_ids, sinks=sinks, window=window)
     if chosen == "reference":
         mask = attention.causal_segment_mask(segment_ids, q.shape[1], q.shape[0])
         return attention.grouped_query_attention(q, k, v, mask)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
-from ssd_jax.models import attention, layers
+from ssd_jax.models import attention, layers, moe, sink_attention
 from ssd_jax.models.remat import QKV_NAMES, rematerialised
 from ssd_jax.models.self_attention import self_attention
 from ssd_jax.models.config import ModelConfig
@@ -47,10 +47,29 @@ class DecoderBlocks(nnx.Module):
         if c.qk_norm:
             self.q_norm = p((n, c.head_dim), ("layers", "norm"), ones=True)
             self.k_norm = p((n, c.head_dim), ("layers", "norm"), ones=True)
+        if c.attention_bias:
+            self.q_bias = p((n, c.num_heads, c.head_dim), ("layers", "heads", "head_dim"))
+            self.k_bias = p((n, c.num_kv_heads, c.head_dim), ("layers", "kv_heads", "head_dim"))
+            self.v_bias = p((n, c.num_kv_heads, c.head_dim), ("layers", "kv_heads", "head_dim"))
+            self.o_bias = p((n, c.hidden_size), ("layers", "norm"))
+        if c.attention_sinks:
+            self.sinks = p((n, c.num_heads), ("layers", "heads"))
         self.mlp_norm = p((n, c.hidden_size), ("layers", "norm"), ones=True)
-        self.gate_proj = p((n, c.hidden_size, c.intermediate_size), ("layers", "embed", "mlp"))
-        self.up_proj = p((n, c.hidden_size, c.intermediate_size), ("layers", "embed", "mlp"))
-        self.down_proj = p((n, c.intermediate_size, c.hidden_size), ("layers", "mlp", "embed"))
+        if c.num_experts:
+            e, m = c.num_experts, c.moe_intermediate_size
+            self.router = p((n, c.hidden_size, e), ("layers", "embed", "router"))
+            self.expert_gate = p((n, e, c.hidden_size, m), ("layers", "experts", "embed", "expert_mlp"))
+            self.expert_up = p((n, e, c.hidden_size, m), ("layers", "experts", "embed", "expert_mlp"))
+            self.expert_down = p((n, e, m, c.hidden_size), ("layers", "experts", "expert_mlp", "embed"))
+            if c.attention_bias:  # gpt-oss: biases on the router and the experts too
+                self.router_bias = p((n, e), ("layers", "router"))
+                self.expert_gate_bias = p((n, e, m), ("layers", "experts", "expert_mlp"))
+                self.expert_up_bias = p((n, e, m), ("layers", "experts", "expert_mlp"))
+                self.expert_down_bias = p((n, e, c.hidden_size), ("layers", "experts", "norm"))
+        else:
+            self.gate_proj = p((n, c.hidden_size, c.intermediate_size), ("layers", "embed", "mlp"))
+            self.up_proj = p((n, c.hidden_size, c.intermediate_size), ("layers", "embed", "mlp"))
+            self.down_proj = p((n, c.intermediate_size, c.hidden_size), ("layers", "mlp", "embed"))
 
     def stacked(self, dtype) -> dict[str, jax.Array]:
         return {
@@ -76,25 +95,36 @@ def _dense(x: jax.Array, weight: jax.Array, in_dims: int = 1) -> jax.Array:
 def _attend_inputs(p, x, positions, config: ModelConfig, inv_freq):
     """Projects the normed input to rotated queries `[B,T,H,D]` and keys/values `[B,K,T,D]`."""
     h = layers.rms_norm(x, p["attn_norm"], config.rms_norm_eps)
-    q = _dense(h, p["q_proj"])
-    k = _dense(h, p["k_proj"]).transpose(0, 2, 1, 3)
-    v = _dense(h, p["v_proj"]).transpose(0, 2, 1, 3)
+    q, k, v = _dense(h, p["q_proj"]), _dense(h, p["k_proj"]), _dense(h, p["v_proj"])
+    if config.attention_bias:
+        q, k, v = q + p["q_bias"], k + p["k_bias"], v + p["v_bias"]
+    k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
     if config.qk_norm:
         q = layers.rms_norm(q, p["q_norm"], config.rms_norm_eps)
         k = layers.rms_norm(k, p["k_norm"], config.rms_norm_eps)
     q = layers.apply_rope(q, positions, inv_freq, head_axis=2)
     k = layers.apply_rope(k, positions, inv_freq, head_axis=1)
+    factor = layers.rope_attention_factor(config)
+    if factor != 1.0:
+        q, k = q * jnp.asarray(factor, q.dtype), k * jnp.asarray(factor, k.dtype)
     return q, k, v
 
 
 def _finish_block(p, x, attn_out, config: ModelConfig):
+    """Output projection and feed-forward: (the block's output, the router's float32 logits
+    `[tokens, experts]` of a mixture-of-experts block, else None)."""
     x = x + _dense(attn_out, p["o_proj"], in_dims=2)
+    if config.attention_bias:
+        x = x + p["o_bias"]
     h = layers.rms_norm(x, p["mlp_norm"], config.rms_norm_eps)
-    return x + layers.gated_mlp(h, p["gate_proj"], p["up_proj"], p["down_proj"])
+    if config.num_experts:
+        out, router_logits = moe.feed_forward(h, p, config)
+        return x + out, router_logits
+    return x + layers.gated_mlp(h, p["gate_proj"], p["up_proj"], p["down_proj"]), None
 
 
 class Transformer(nnx.Module):
-    """A Llama / Qwen3 dense decoder. Call it on a whole sequence, or `forward_cached` with a KV cache."""
+    """A Llama / Qwen3 / Qwen3-MoE / gpt-oss decoder. Call it on a whole sequence, or `forward_cached` with a KV cache."""
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         self.config = config
@@ -146,20 +176,37 @@ class Transformer(nnx.Module):
     ) -> jax.Array:
         """The final-normed hidden states `[B, L, embed]` (compute dtype) that `output_head()` maps
         to logits: what a loss that never holds a row's logits (`training.loss`) starts from."""
+        return self.hidden_states_and_router_loss(tokens, positions, segment_ids)[0]
+
+    def hidden_states_and_router_loss(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array | None = None,
+        segment_ids: jax.Array | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
+        """`hidden_states`, and the router's load-balancing loss (`moe.load_balancing_loss`, over
+        the tokens whose segment id is not 0; 0 for a dense model)."""
         batch, length = tokens.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))
         config, inv_freq = self.config, layers.rope_inverse_frequencies(self.config)
+        counted = (jnp.ones((batch * length,), bool) if segment_ids is None else segment_ids.reshape(-1) != 0)
 
-        def block(x, p):
+        def block(x, layer):
+            p, window = layer
             q, k, v = _attend_inputs(p, x, positions, config, inv_freq)
             q, k, v = (checkpoint_name(a, n) for a, n in zip((q, k, v), QKV_NAMES))
-            out = self_attention(q, k, v, segment_ids, config.attention)
-            return _finish_block(p, x, out, config), None
+            out = self_attention(q, k, v, segment_ids, config.attention, sinks=p.get("sinks"), window=window)
+            x, router_logits = _finish_block(p, x, out, config)
+            if router_logits is None:
+                return x, None
+            return x, moe.load_balancing_stats(router_logits, counted, config.num_experts_per_tok)
 
         block = rematerialised(block, config.remat)
-        x, _ = jax.lax.scan(block, self._embed(tokens), self.blocks.stacked(self._dtype))
-        return self._final_norm(x)
+        windows = jnp.asarray(config.layer_windows, jnp.int32) if config.layer_windows else None
+        x, stats = jax.lax.scan(block, self._embed(tokens), (self.blocks.stacked(self._dtype), windows))
+        router_loss = jnp.zeros((), jnp.float32) if stats is None else moe.load_balancing_loss(stats)
+        return self._final_norm(x), router_loss
 
     def layer_params(self) -> tuple[dict[str, jax.Array], ...]:
         """Each block's parameters as its own arrays (static slices of the stacked ones).
@@ -197,13 +244,21 @@ class Transformer(nnx.Module):
         zero = jnp.zeros((), jnp.int32)
         at = (zero, zero, jnp.asarray(write_index, jnp.int32), zero)
         x, keys, values = self._embed(tokens), [], []
-        for p, layer_keys, layer_values in zip(layer_params or self.layer_params(), cache.keys, cache.values):
+        query_slots = write_index + jnp.arange(tokens.shape[1])
+        windows = config.layer_windows or (0,) * config.num_layers
+        layers_in = zip(layer_params or self.layer_params(), cache.keys, cache.values, windows)
+        for p, layer_keys, layer_values, window in layers_in:
             q, k, v = _attend_inputs(p, x, positions, config, inv_freq)
             layer_keys = jax.lax.dynamic_update_slice(layer_keys, k.astype(layer_keys.dtype), at)
             layer_values = jax.lax.dynamic_update_slice(layer_values, v.astype(layer_values.dtype), at)
-            attend = attend_one_token if tokens.shape[1] == 1 else attention.grouped_query_attention
-            out = attend(q, layer_keys[:, :, :seen].astype(q.dtype), layer_values[:, :, :seen].astype(q.dtype), mask)
-            x = _finish_block(p, x, out, config)
+            keys_seen, values_seen = (a[:, :, :seen].astype(q.dtype) for a in (layer_keys, layer_values))
+            if config.attention_sinks or window:
+                layer_mask = sink_attention.window_mask(mask, window, query_slots)
+                out = sink_attention.sink_attention(q, keys_seen, values_seen, layer_mask, p.get("sinks"))
+            else:
+                attend = attend_one_token if tokens.shape[1] == 1 else attention.grouped_query_attention
+                out = attend(q, keys_seen, values_seen, mask)
+            x, _ = _finish_block(p, x, out, config)
             keys.append(layer_keys)
             values.append(layer_values)
         return self._logits(x), KVCache(tuple(keys), tuple(values))

@@ -53,15 +53,16 @@ class HostShards:
             key: np.zeros(tuple(len(range(*k)) for k in key), dtype) for key in set(self._device_index.values())
         }
 
-    def write(self, value: np.ndarray, leading_index: int | None = None) -> None:
-        """Writes the whole array, or (`leading_index` given) its slice at that leading-axis index."""
+    def write(self, value: np.ndarray, leading_index: int | tuple[int, ...] | None = None) -> None:
+        """Writes the whole array, or (`leading_index` given) its slice at that index of the
+        leading axis (a tuple: of the leading axes, e.g. layer and expert)."""
+        index = () if leading_index is None else (
+            leading_index if isinstance(leading_index, tuple) else (leading_index,))
         for key, buffer in self._buffers.items():
-            if leading_index is None:
-                buffer[...] = value[tuple(slice(*k) for k in key)]
-                continue
-            lead = range(*key[0])
-            if leading_index in lead:
-                buffer[lead.index(leading_index)] = value[tuple(slice(*k) for k in key[1:])]
+            leads = [range(*k) for k in key[: len(index)]]
+            if all(i in lead for i, lead in zip(index, leads)):
+                at = tuple(lead.index(i) for i, lead in zip(index, leads))
+                buffer[at] = value[tuple(slice(*k) for k in key[len(index):])]
 
     def finish(self) -> jax.Array:
         shards = [jax.device_put(self._buffers[key], d) for d, key in self._device_index.items()]

@@ -2,7 +2,8 @@
 
 Model code names its axes (`embed`, `heads`, `mlp`, ...); these rules decide where each
 lives on the mesh: tensor parallelism over heads / mlp / vocab on `model`, parameters and
-optimizer state split over `fsdp`, the batch over `data` and `fsdp`.
+optimizer state split over `fsdp`, whole experts of a mixture-of-experts layer over `expert`,
+the batch over `data`, `fsdp` and `expert` (the expert axis is data-parallel outside the experts).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from jax.sharding import PartitionSpec
 Rules = Sequence[tuple[str, str | tuple[str, ...] | None]]
 
 DEFAULT_RULES: Rules = (
-    ("batch", ("data", "fsdp")),
+    ("batch", ("data", "fsdp", "expert")),
     ("vocab", "model"),
     ("embed", "fsdp"),
     ("heads", "model"),
     ("kv_heads", "model"),
     ("mlp", "model"),
+    ("experts", "expert"),
+    ("expert_mlp", "model"),
     ("head_dim", None),
     ("layers", None),
     ("norm", None),
@@ -46,7 +49,7 @@ def logical_to_spec(
         wanted = (wanted,) if isinstance(wanted, str) else tuple(wanted or ())
         chosen = []
         for mesh_axis in wanted:
-            if mesh_axis in used or mesh.shape[mesh_axis] == 1:
+            if mesh_axis in used or mesh.shape.get(mesh_axis, 1) == 1:
                 continue
             if size % (math.prod(mesh.shape[a] for a in chosen) * mesh.shape[mesh_axis]) == 0:
                 chosen.append(mesh_axis)

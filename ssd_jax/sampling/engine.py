@@ -30,7 +30,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.kv_cache import PAGED_AXES, PagedKVCache, paged_attention, pallas_paged_attention
 from ssd_jax.models.transformer import Transformer
-from ssd_jax.parallel import state_shardings
+from ssd_jax.parallel import batch_shards, state_shardings
 from ssd_jax.parallel.rules import DEFAULT_RULES, Rules, logical_to_spec
 from ssd_jax.sampling.choose import Choice, choose_tokens
 from ssd_jax.sampling.keys import sample_keys, token_uniforms
@@ -64,7 +64,7 @@ def cast_floats(state, dtype):
 
 
 def cache_replicas(mesh: jax.sharding.Mesh) -> int:
-    return mesh.shape["data"] * mesh.shape["fsdp"]
+    return batch_shards(mesh)
 
 
 def cache_sharding(config: ModelConfig, mesh: jax.sharding.Mesh, num_pages: int, page_size: int,
@@ -99,8 +99,17 @@ def jitted_programs(graphdef: nnx.GraphDef, param_treedef, param_leaves: tuple, 
     layer_shardings = _layer_shardings(param_shardings["blocks"], num_layers) if sliced else None
     replicated = NamedSharding(rows.mesh, PartitionSpec())
     attention_fn = pallas_paged_attention if kernel else paged_attention
+    mesh = rows.mesh.abstract_mesh  # in context while tracing: mixture-of-experts layers shard_map over it
 
     def decode(params, layer_params, cache, inputs, page_table, seed):
+        with jax.sharding.use_abstract_mesh(mesh):
+            return _decode(params, layer_params, cache, inputs, page_table, seed)
+
+    def prefill(params, layer_params, cache, tokens, kv_len, q_len, page_table):
+        with jax.sharding.use_abstract_mesh(mesh):
+            return _prefill(params, layer_params, cache, tokens, kv_len, q_len, page_table)
+
+    def _decode(params, layer_params, cache, inputs, page_table, seed):
         model = nnx.merge(graphdef, params)
 
         def one_replica(pages, token, kv_len, table):
@@ -120,7 +129,7 @@ def jitted_programs(graphdef: nnx.GraphDef, param_treedef, param_leaves: tuple, 
                                flat(inputs.top_p))
         return Choice(*(x.reshape(replicas, slots) for x in choice)), PagedKVCache(new_pages)
 
-    def prefill(params, layer_params, cache, tokens, kv_len, q_len, page_table):
+    def _prefill(params, layer_params, cache, tokens, kv_len, q_len, page_table):
         model = nnx.merge(graphdef, params)
 
         def one_replica(pages, chunk, kv, q, table):

@@ -50,7 +50,7 @@ class TrainSettings:
             seed=int(config["seed"]),
             dtype=str(config["dtype"]),
             param_dtype=str(config["param_dtype"]),
-            mesh={axis: int(config["mesh"][axis]) for axis in ("data", "fsdp", "model")},
+            mesh={axis: int(config["mesh"][axis]) for axis in ("data", "fsdp", "expert", "model")},
             data=DataSettings(
                 samples_dir=str(data["samples_dir"] or workdir.samples), filter=data["filter"],
                 shortest_percent=float(data["shortest_percent"]), max_length=int(data["max_length"]),

@@ -22,7 +22,7 @@ from ssd_jax.checkpoints.orbax import is_model_dir, save_model
 from ssd_jax.data.examples import ExampleTokenizer
 from ssd_jax.data.pipeline import prepare_data, training_batches
 from ssd_jax.errors import ConfigError
-from ssd_jax.parallel import make_mesh
+from ssd_jax.parallel import batch_shards, make_mesh
 from ssd_jax.training import state
 from ssd_jax.training.checkpointing import TrainCheckpoints
 from ssd_jax.training.metrics import MetricsLog
@@ -52,11 +52,11 @@ class TrainResult:
 def train(settings: TrainSettings) -> TrainResult:
     paths = settings.paths
     mesh = make_mesh(**settings.mesh)
-    batch_devices = mesh.shape["data"] * mesh.shape["fsdp"]
+    batch_devices = batch_shards(mesh)
     if settings.micro_batch % batch_devices:
         raise ConfigError(
             f"config.train.micro_batch={settings.micro_batch} rows must split evenly over the mesh's "
-            f"data × fsdp = {batch_devices} devices"
+            f"data × fsdp × expert = {batch_devices} devices"
         )
     loaded = load_model(
         settings.model, dtype=settings.dtype, param_dtype=settings.param_dtype, mesh=mesh, remat=settings.remat,
@@ -127,7 +127,8 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
                 params, opt_state, metrics = train_step(params, opt_state, state.put_batch(batch, batch_shardings))
                 values = jax.device_get(metrics)  # waits for the step
                 now = time.perf_counter()
-                metrics = _metrics_line(step + 1, values, float(schedule(step)), now - last_time)
+                metrics = _metrics_line(step + 1, values, float(schedule(step)), now - last_time,
+                                        moe=bool(loaded.config.num_experts))
                 last_time, step = now, step + 1
                 log.write(metrics)
                 if step % settings.log_every == 0:
@@ -150,15 +151,20 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
     return TrainResult(status, step, final, str(paths.metrics))
 
 
-def _metrics_line(step: int, values: dict[str, Any], learning_rate: float, seconds: float) -> dict[str, float]:
+def _metrics_line(step: int, values: dict[str, Any], learning_rate: float, seconds: float,
+                  moe: bool = False) -> dict[str, float]:
     """One metrics.jsonl line: the step's loss, learning rate, gradient norm (before clipping),
-    masked (trained) and real (non-padding) tokens, throughput and wall time since the last step."""
+    masked (trained) and real (non-padding) tokens, throughput and wall time since the last step;
+    for a mixture of experts also the router's load-balancing loss (unweighted)."""
     values = {name: float(value) for name, value in values.items()}
-    return {
+    line = {
         "step": step, "loss": values["loss"], "learning_rate": learning_rate, "grad_norm": values["grad_norm"],
         "masked_tokens": values["masked_tokens"], "tokens": values["tokens"],
         "tokens_per_s": values["tokens"] / seconds, "step_time_s": seconds,
     }
+    if moe:
+        line["router_aux_loss"] = values["router_aux_loss"]
+    return line
 
 
 def _abstract(tree: Any, shardings: Any) -> Any:

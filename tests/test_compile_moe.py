@@ -1,0 +1,61 @@
+"""`launch/compile.py` compiles a small mixture-of-experts config (gpt-oss-style: experts,
+sinks, sliding windows) for a real TPU topology, on a mesh with an expert axis, and it fits.
+
+The launcher runs as a subprocess (its real exit status and output) on a v5p:2x2x1 slice
+(4 chips) with fsdp 1 × expert 2 × model 2.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ssd_jax.models import ModelConfig
+
+try:
+    import libtpu  # noqa: F401
+except ImportError:
+    libtpu = None
+
+pytestmark = pytest.mark.skipif(libtpu is None, reason="libtpu is not installed (pip install -e '.[test]'), "
+                                                        "so nothing can be compiled for a TPU topology")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_MOE = ModelConfig(family="gpt_oss", vocab_size=512, hidden_size=64, intermediate_size=64, num_layers=2,
+                       num_heads=4, num_kv_heads=2, head_dim=32, num_experts=8, num_experts_per_tok=2,
+                       moe_intermediate_size=64, attention_bias=True, attention_sinks=True, layer_windows=(128, 0),
+                       swiglu_limit=7.0, router_aux_loss_coef=0.01)
+
+
+def test_small_moe_config_fits_a_small_slice_with_an_expert_axis(tmp_path):
+    model_dir = tmp_path / "tiny_moe"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text(json.dumps(TINY_MOE.to_hf()))
+    config = tmp_path / "config.py"
+    config.write_text(textwrap.dedent(f"""
+        from configs import base
+        def get_config():
+            c = base.get_config()
+            c.model = {str(model_dir)!r}
+            c.dtype = "bfloat16"
+            c.mesh.data, c.mesh.fsdp, c.mesh.expert, c.mesh.model = 1, 1, 2, 2
+            c.data.max_length = 1024
+            c.train.global_batch, c.train.micro_batch = 4, 2
+            c.train.remat = "block"
+            c.sampling.batch_size, c.sampling.max_new_tokens = 4, 64
+            c.eval.batch_size, c.eval.max_new_tokens = 4, 64
+            return c
+        """))
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "XLA_FLAGS")}
+    env["PYTHONPATH"] = REPO
+    result = subprocess.run([sys.executable, "launch/compile.py", f"--config={config}", "--topology=v5p:2x2x1",
+                             "--max_prompt_tokens=64", "--programs=train_step,eval_decode"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    print(result.stdout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:] if line.split()}
+    for program in ("train_step", "eval_decode"):
+        assert rows[program][1:3] == ["v5p", "4"] and rows[program][8] == "yes", result.stdout

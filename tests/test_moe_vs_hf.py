@@ -1,0 +1,156 @@
+"""Mixture-of-experts models compute what HF transformers computes: logits, packing, the KV
+cache, the router's load-balancing loss, export, and the same results on expert-parallel meshes."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import transformers
+from flax import nnx
+from hf_tiny import MOE_VARIANTS, hf_logits, save_tiny
+
+from ssd_jax.checkpoints.hf import export_hf, model_from_tensors
+from ssd_jax.checkpoints.tensor_source import SafetensorsSource
+from ssd_jax.models import ModelConfig, UnsupportedModelError, init_cache
+
+
+@nnx.jit
+def _forward(model, tokens, positions=None, segment_ids=None):
+    return model(tokens, positions, segment_ids)
+
+
+@nnx.jit
+def _forward_cached(model, tokens, positions, cache, write_index, key_mask):
+    return model.forward_cached(tokens, positions, cache, write_index, key_mask)
+
+
+def _tokens(batch=3, length=37, vocab=160, seed=0):
+    return np.random.RandomState(seed).randint(0, vocab, (batch, length)).astype(np.int32)
+
+
+def _load(directory, mesh=None, **overrides):
+    with open(f"{directory}/config.json") as f:
+        config = ModelConfig.from_hf(json.load(f), **overrides)
+    return model_from_tensors(config, SafetensorsSource(directory), mesh)
+
+
+@pytest.fixture(scope="module", params=sorted(MOE_VARIANTS))
+def tiny(request, tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp(request.param))
+    return request.param, directory, save_tiny(request.param, directory)
+
+
+def test_logits_match_transformers(tiny):
+    _, directory, reference = tiny
+    tokens = _tokens()
+    ours = np.asarray(_forward(_load(directory), jnp.asarray(tokens)))
+    theirs = hf_logits(reference, tokens)
+    print(f"largest logit difference: {np.abs(ours - theirs).max():.2e}")
+    np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=0)
+
+
+def test_packed_segments_match_transformers_per_segment(tiny):
+    _, directory, reference = tiny
+    lengths = [11, 17, 9]
+    pieces = [_tokens(1, n, seed=i)[0] for i, n in enumerate(lengths)]
+    packed = np.concatenate(pieces)[None]
+    segments = np.concatenate([np.full(n, i + 1) for i, n in enumerate(lengths)])[None]
+    positions = np.concatenate([np.arange(n) for n in lengths])[None]
+    logits = np.asarray(_forward(_load(directory), jnp.asarray(packed), jnp.asarray(positions), jnp.asarray(segments)))
+    starts = np.cumsum([0, *lengths])
+    for piece, start in zip(pieces, starts):
+        np.testing.assert_allclose(logits[:, start:start + len(piece)], hf_logits(reference, piece[None]),
+                                   atol=1e-4, rtol=0)
+
+
+def test_prefill_then_decode_matches_transformers(tiny):
+    _, directory, reference = tiny
+    model = _load(directory)
+    tokens = _tokens(2, 24)
+    max_len, prompt = 32, 10
+    cache = init_cache(model.config, 2, max_len)
+    slots = jnp.arange(max_len)[None].repeat(2, 0)
+    logits, cache = _forward_cached(
+        model, jnp.asarray(tokens[:, :prompt]), slots[:, :prompt], cache, jnp.int32(0), slots < prompt)
+    steps = [np.asarray(logits)]
+    for t in range(prompt, tokens.shape[1]):
+        logits, cache = _forward_cached(
+            model, jnp.asarray(tokens[:, t:t + 1]), slots[:, t:t + 1], cache, jnp.int32(t), slots <= t)
+        steps.append(np.asarray(logits))
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), hf_logits(reference, tokens), atol=1e-4, rtol=0)
+
+
+def test_router_loss_matches_transformers(tiny):
+    """The load-balancing loss over real tokens (segment id ≠ 0) equals transformers' `aux_loss`
+    with the same tokens as its attention mask."""
+    _, directory, reference = tiny
+    tokens = _tokens(2, 19)
+    segments = np.ones_like(tokens)
+    segments[1, 13:] = 0  # padding at the end of row 1
+    model = _load(directory)
+    _, ours = nnx.jit(lambda m, t, s: m.hidden_states_and_router_loss(t, None, s))(
+        model, jnp.asarray(tokens), jnp.asarray(segments))
+    with torch.no_grad():
+        out = reference(torch.as_tensor(tokens), attention_mask=torch.as_tensor(segments),
+                        output_router_logits=True)
+    np.testing.assert_allclose(float(ours), float(out.aux_loss), rtol=1e-5)
+
+
+def test_export_round_trip(tiny, tmp_path):
+    _, directory, reference = tiny
+    export_hf(_load(directory), str(tmp_path))
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path)).eval()
+    tokens = _tokens()
+    np.testing.assert_allclose(hf_logits(reloaded, tokens), hf_logits(reference, tokens), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"mlp_only_layers": [1]}, "mlp_only_layers"),
+    ({"decoder_sparse_step": 2}, "decoder_sparse_step"),
+    ({"num_experts": 0}, "num_experts"),
+])
+def test_unsupported_moe_configs_are_refused(change, field):
+    config = transformers.Qwen3MoeConfig(num_hidden_layers=2).to_dict()
+    config.update(change)
+    with pytest.raises(UnsupportedModelError, match=field):
+        ModelConfig.from_hf(config)
+
+
+def _write_mxfp4_checkpoint(directory, seed=0):
+    """A tiny gpt-oss checkpoint whose expert matrices are stored as MXFP4 blocks and scales
+    (random codes; exponents around 2^0), as the released gpt-oss checkpoints store them."""
+    from safetensors.numpy import load_file, save_file
+
+    save_tiny("gpt_oss", directory)
+    tensors, rng = load_file(f"{directory}/model.safetensors"), np.random.RandomState(seed)
+    for name in [n for n in tensors if n.endswith(("experts.gate_up_proj", "experts.down_proj"))]:
+        experts, inputs, outputs = tensors.pop(name).shape
+        tensors[name + "_blocks"] = rng.randint(0, 256, (experts, outputs, inputs // 32, 16)).astype(np.uint8)
+        tensors[name + "_scales"] = rng.randint(122, 129, (experts, outputs, inputs // 32)).astype(np.uint8)
+    save_file(tensors, f"{directory}/model.safetensors", metadata={"format": "pt"})
+    with open(f"{directory}/config.json") as f:
+        config = json.load(f)
+    config["quantization_config"] = {"quant_method": "mxfp4"}
+    with open(f"{directory}/config.json", "w") as f:
+        json.dump(config, f)
+
+
+def test_mxfp4_experts_match_transformers_dequantised(tmp_path):
+    from ssd_jax.checkpoints.hf import hf_tensors
+
+    _write_mxfp4_checkpoint(str(tmp_path))
+    reference = transformers.GptOssForCausalLM.from_pretrained(
+        str(tmp_path), quantization_config=transformers.Mxfp4Config(dequantize=True), dtype=torch.float32).eval()
+    model = _load(str(tmp_path))
+    ours = hf_tensors(model)
+    expert_tensors = [n for n, _ in reference.named_parameters() if n.endswith(("gate_up_proj", "down_proj"))]
+    assert len(expert_tensors) == 4
+    for name, param in reference.named_parameters():
+        if name in expert_tensors:
+            np.testing.assert_array_equal(ours[name], param.detach().numpy(), err_msg=name)
+    tokens = _tokens(2, 21)
+    np.testing.assert_allclose(np.asarray(_forward(model, jnp.asarray(tokens))), hf_logits(reference, tokens),
+                               atol=1e-4, rtol=0)
