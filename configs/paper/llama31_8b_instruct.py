@@ -7,6 +7,7 @@ Compiled for v5p:2x4x4 (`launch/compile.py`): the training step needs 38.2 GiB p
 (2.8 arguments, 35.4 temporaries). Sampling at 128k tokens per row (4,096-token prompts): 8 rows
 per host without tensor parallelism was refused by the compiler (109 GiB of temporaries), so
 each host decodes 4 rows as one 4-way tensor-parallel replica: 43.2 GiB per chip.
+Evaluation decodes 32 rows of 128k tokens on the training mesh: 34.7 GiB per chip.
 The base model is evaluated without top-k, as in the paper.
 """
 

@@ -7,7 +7,8 @@ accumulation steps. Compiled for v5p:2x2x4 (`launch/compile.py`): the training s
 39.2 GiB per chip (2.8 arguments, 36.4 temporaries). Sampling decodes 4 rows per host of 128k
 tokens (4,096-token prompts) with the host's 4 chips as one tensor-parallel replica: 41.8 GiB
 per chip (Llama-3.1-8B's decode at 8 rows per host without tensor parallelism was refused by
-the compiler: 109 GiB of temporaries).
+the compiler: 109 GiB of temporaries). Evaluation decodes 32 rows of 128k tokens on the training
+mesh: 57.9 GiB per chip.
 """
 
 from configs.paper.common import paper_config
