@@ -112,7 +112,7 @@ def write_pages(pages: jax.Array, keys: jax.Array, values: jax.Array, page_ids: 
 
 
 def paged_attention(q: jax.Array, pages: jax.Array, page_table: jax.Array, kv_lens: jax.Array,
-                    q_lens: jax.Array) -> jax.Array:
+                    q_lens: jax.Array, window: int = 0, sinks: jax.Array | None = None) -> jax.Array:
     """Ragged paged attention in plain JAX (a gather of each sequence's pages): the CPU path and
     the reference of the TPU kernel.
 
@@ -120,7 +120,9 @@ def paged_attention(q: jax.Array, pages: jax.Array, page_table: jax.Array, kv_le
     tokens in the pages `page_table[i]` (`[Q, P]`), the last `q_lens[i]` of which are its
     queries, in query slots `0 .. q_lens[i] - 1` (the rest are padding, left unspecified).
     Each query attends causally to its own sequence. Scores and softmax in float32. The gather
-    reads all `P` pages of the table, so the caller bounds `P` by the live pages.
+    reads all `P` pages of the table, so the caller bounds `P` by the live pages. `window` > 0
+    lets a query see only its `window` most recent tokens (itself included) and `sinks [H]` adds
+    one learned logit per head to every softmax (gpt-oss; see `sink_attention`).
     """
     num_seqs, num_queries, num_heads, head_dim = q.shape
     _, page_size, combined, _ = pages.shape
@@ -133,8 +135,16 @@ def paged_attention(q: jax.Array, pages: jax.Array, page_table: jax.Array, kv_le
     positions = (kv_lens - q_lens)[:, None] + jnp.arange(num_queries)  # [Q, M]
     slots = jnp.arange(length)
     mask = (slots[None, None, :] <= positions[:, :, None]) & (slots[None, None, :] < kv_lens[:, None, None])
+    if window:
+        mask = mask & (positions[:, :, None] - slots[None, None, :] < window)
     scores = jnp.where(mask[:, None, None], scores * head_dim**-0.5, _MASKED)
-    weights = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
+    if sinks is None:
+        weights = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
+    else:
+        sink = sinks.astype(jnp.float32).reshape(1, num_kv, num_heads // num_kv, 1, 1)
+        top = jnp.maximum(jnp.max(scores, axis=-1, keepdims=True), sink)
+        exps = jnp.exp(scores - top)
+        weights = (exps / (jnp.sum(exps, axis=-1, keepdims=True) + jnp.exp(sink - top))).astype(q.dtype)
     out = jnp.einsum("qkgms,qskd->qmkgd", weights, values.astype(q.dtype))
     return out.reshape(num_seqs, num_queries, num_heads, head_dim)
 

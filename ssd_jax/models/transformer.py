@@ -291,11 +291,16 @@ class Transformer(nnx.Module):
         page_ids = jnp.where(real, jnp.take_along_axis(page_table, page_index, axis=1), NULL_PAGE).reshape(-1)
         offsets = (positions % page_size).reshape(-1)
         x, new_pages = self._embed(tokens), []
-        for p, pages in zip(layer_params or self.layer_params(), cache.pages):
+        windows = config.layer_windows or (0,) * config.num_layers
+        for p, pages, window in zip(layer_params or self.layer_params(), cache.pages, windows):
             q, k, v = _attend_inputs(p, x, positions, config, inv_freq)
             flat = (num_seqs * num_queries, config.num_kv_heads, config.head_dim)
             pages = write_pages(pages, k.transpose(0, 2, 1, 3).reshape(flat), v.transpose(0, 2, 1, 3).reshape(flat),
                                 page_ids, offsets)
-            x = _finish_block(p, x, attention_fn(q, pages, page_table, kv_lens, q_lens), config)
+            if config.attention_sinks or window:  # the kernel serves neither: the gather path does
+                out = paged_attention(q, pages, page_table, kv_lens, q_lens, window=window, sinks=p.get("sinks"))
+            else:
+                out = attention_fn(q, pages, page_table, kv_lens, q_lens)
+            x, _ = _finish_block(p, x, out, config)
             new_pages.append(pages)
         return (self._logits(x) if logits else None), PagedKVCache(tuple(new_pages))
