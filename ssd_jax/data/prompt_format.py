@@ -1,4 +1,4 @@
-"""Chat messages for one problem: the SSD data prompt (DESIGN §1, "Prompt format").
+"""Chat messages for one problem: the SSD data prompt, in the paper's format.
 
 Instruct models get a system message asking for a Python solution in a markdown code block
 and the problem as the user turn; a problem with starter code asks the model to complete it.

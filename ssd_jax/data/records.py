@@ -1,4 +1,4 @@
-"""Sample records and their shards: JSON records in ArrayRecord files (DESIGN §3).
+"""Sample records and their shards: JSON records in ArrayRecord files, one schema for every shard.
 
 A shard directory holds complete chunk files `<shard_name>-<NNNNN>.arrayrecord`. A
 `ShardWriter` buffers records and writes each chunk to `<file>.tmp`, then renames it into

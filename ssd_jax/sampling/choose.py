@@ -1,4 +1,4 @@
-"""Choosing each row's next token from its logits: filter (DESIGN §1 order), then draw.
+"""Choosing each row's next token from its logits: filter (temperature, top-k, top-p), then draw.
 
 The draw is inverse-CDF sampling with one uniform number per row: over the surviving tokens in
 token-id order, take the first whose cumulative probability exceeds `u · total`. The chosen

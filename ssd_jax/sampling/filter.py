@@ -1,4 +1,4 @@
-"""Per-row temperature / top-k / top-p filtering of next-token logits (DESIGN §1).
+"""Per-row temperature / top-k / top-p filtering of next-token logits, in the paper's order.
 
 Order, for every row independently:
 

@@ -1,6 +1,6 @@
 """The optimizer: AdamW with linear warmup then cosine decay, after global-norm clipping.
 
-Defaults follow the paper (DESIGN §1): β1 0.9, β2 0.95, weight decay 0.1, 5e-6 → 1e-6.
+Defaults follow the paper's fine-tuning recipe: β1 0.9, β2 0.95, weight decay 0.1, 5e-6 → 1e-6.
 Weight decay applies to matrices (projections, embeddings), not to norm scales, as HF's
 Trainer does for Llama/Qwen (which have no biases).
 """
