@@ -50,17 +50,19 @@ def get_config() -> ConfigDict:
     c.data.samples_dir = ""  # Sample shards to train on ("" = <workdir>/samples, where sampling writes).
     c.data.filter = "minimal"  # minimal (paper) | shortest_percent | none (the stress test).
     c.data.shortest_percent = 10.0  # With filter=shortest_percent: also drop the shortest P %.
-    c.data.max_length = 4096  # Tokens per packed row.
+    c.data.max_length = 4096  # Tokens per training row.
     c.data.overlong = "drop"  # Examples longer than max_length: drop | truncate.
-    c.data.pack = True  # Pack several examples per row (segment ids, per-segment positions).
+    c.data.pack = True  # Pack a micro-batch's examples into fewer rows (throughput only: same examples, same loss).
+    c.data.packed_rows = 0  # With pack: rows per micro-batch (0 = the fewest that hold every micro-batch of the run).
+    c.data.truncated = "drop"  # Samples that hit their token budget (finish reason `length`): drop | keep.
     c.data.epochs = 0  # Passes over the data, reshuffled each (0 = repeat until train.steps).
     c.data.read_threads = 4  # Grain threads that render and tokenize examples ahead of the step.
 
     # Fine-tuning (stage 2): AdamW, warmup + cosine, the paper's recipe by default.
     c.train = ConfigDict()
     c.train.steps = 2500
-    c.train.global_batch = 32  # Rows per optimizer step (all devices, all accumulation steps).
-    c.train.micro_batch = 0  # Rows per forward/backward pass (0 = global_batch: no accumulation).
+    c.train.global_batch = 32  # Examples per optimizer step (all devices, all accumulation steps), packed or not.
+    c.train.micro_batch = 0  # Examples per forward/backward pass (0 = global_batch: no accumulation).
     c.train.peak_learning_rate = 5e-6
     c.train.final_learning_rate = 1e-6
     c.train.warmup_steps = 250

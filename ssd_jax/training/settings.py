@@ -73,6 +73,7 @@ class TrainSettings:
             data=DataSettings(
                 samples_dir=samples_dir, filter=data["filter"], shortest_percent=float(data["shortest_percent"]),
                 max_length=int(data["max_length"]), overlong=data["overlong"], pack=bool(data["pack"]),
+                packed_rows=int(data.get("packed_rows", 0)), truncated=str(data.get("truncated", "drop")),
                 epochs=int(data.get("epochs", 0)), read_threads=int(data.get("read_threads", 4)),
             ),
             optimizer=OptimizerSettings(

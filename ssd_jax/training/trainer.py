@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import shutil
 import time
@@ -23,7 +24,7 @@ from jax.experimental import multihost_utils
 from ssd_jax.checkpoints.load import LoadedModel, load_model
 from ssd_jax.checkpoints.orbax import save_model
 from ssd_jax.data.examples import ExampleTokenizer
-from ssd_jax.data.pipeline import prepare_data, training_batches
+from ssd_jax.data.pipeline import prepare_data, rows_per_micro_batch, training_batches
 from ssd_jax.parallel import make_mesh
 from ssd_jax.training import state
 from ssd_jax.training.checkpointing import TrainCheckpoints
@@ -94,8 +95,20 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
     optimizer = make_optimizer(settings.optimizer, weight_decay_mask(loaded.model))
     param_shardings = state.param_shardings(loaded.model, mesh)
     opt_shardings = state.opt_state_shardings(optimizer, params, param_shardings, mesh)
+    rows = rows_per_micro_batch(
+        prepared, settings.data, seed=settings.seed, examples_per_step=settings.global_batch,
+        accumulation=settings.accumulation, steps=settings.optimizer.steps,
+        row_multiple=math.lcm(jax.process_count(), mesh.shape["data"] * mesh.shape["fsdp"]),
+    )
+    logger.info(
+        "%d examples per step in %d × %d rows of %d tokens: %.2f passes over the %d examples in %d steps",
+        settings.global_batch, settings.accumulation, rows, settings.data.max_length,
+        settings.optimizer.steps * settings.global_batch / len(prepared.indices), len(prepared.indices),
+        settings.optimizer.steps,
+    )
     data_iterator = iter(training_batches(
-        prepared, settings.data, examples, seed=settings.seed, rows=settings.global_batch, accumulation=settings.accumulation,
+        prepared, settings.data, examples, seed=settings.seed, examples_per_step=settings.global_batch,
+        accumulation=settings.accumulation, rows=rows,
         process_index=jax.process_index(), process_count=jax.process_count(),
     ))
     step = checkpoints.latest_step or 0
@@ -107,7 +120,7 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
         )
     else:
         opt_state = state.init_opt_state(optimizer, params, opt_shardings)
-    shape = (settings.accumulation, settings.micro_batch, settings.data.max_length)
+    shape = (settings.accumulation, rows, settings.data.max_length)
     batch_shardings = state.batch_shardings(
         {name: shape for name in ("inputs", "targets", "weights", "segment_ids", "positions")}, mesh
     )
