@@ -30,6 +30,9 @@ def get_config() -> ConfigDict:
     c.prompts.limit = 0  # Use only the first N prompts (0 = all).
     c.prompts.require_passed = False  # rStar-Coder: keep only rows whose reference passed (paper: on).
     c.prompts.system_message = DEFAULT_SYSTEM_MESSAGE  # "" for no system message.
+    # Keyword arguments for the chat template when rendering prompts (sampling) and training rows,
+    # e.g. GPT-OSS's `reasoning_effort="high"`; set them in the config file.
+    c.prompts.chat_template_kwargs = ConfigDict()
 
     # Sampling SSD data from the frozen base model (stage 1): T_train with top-k / top-p.
     c.sampling = ConfigDict()
@@ -38,6 +41,7 @@ def get_config() -> ConfigDict:
     c.sampling.top_p = 0.8  # 1.0 = off.
     c.sampling.n_samples = 1  # Samples per prompt (paper: 1).
     c.sampling.max_new_tokens = 1024
+    c.sampling.max_total_tokens = 0  # Prompt + response budget per sample (0 = the model's context); ends as `length`.
     c.sampling.batch_size = 32  # Rows decoded at once by each process (split over its devices' data axis).
     c.sampling.stop_strings = ()  # Extra stop strings, beside the model's end-of-turn tokens (matched after decoding).
     c.sampling.stop_token_ids = ()  # Extra token ids that end a sample, beside the model's eos / end-of-turn ids.
@@ -97,8 +101,18 @@ def get_config() -> ConfigDict:
     c.eval.base_top_p = -1.0
     c.eval.n_samples = 10  # Samples per problem (paper: 10); pass@5 needs at least 5.
     c.eval.max_new_tokens = 1024
+    c.eval.max_total_tokens = 0  # Prompt + response budget per sample (0 = the model's context).
     c.eval.batch_size = 32
-    c.eval.system_message = None  # None = LiveCodeBench's; "" = none.
+    c.eval.system_message = None  # None = LiveCodeBench's; "" = none (prompt_style=livecodebench only).
+    c.eval.prompt_style = "livecodebench"  # livecodebench (its current wording) | ml-ssd (the paper's released evaluation).
+    c.eval.grader = "robust"  # robust (real stdin, run as __main__) | livecodebench (its runner, exactly).
+    c.eval.chat_template_kwargs = ConfigDict()  # Keyword arguments for the chat template (e.g. reasoning_effort).
+    c.eval.checkpoints = "final"  # final | all: also every saved training checkpoint, the best one marked.
+    # Headline pass@1: "split" chooses T on one half of the problems and scores it on the other;
+    # "fixed" reads it at headline_temperature (SSD model) / base_headline_temperature (base model).
+    c.eval.headline = "split"
+    c.eval.headline_temperature = 0.0
+    c.eval.base_headline_temperature = 0.0
     c.eval.workers = 0  # Sandbox workers (0 = one per core).
     c.eval.allow_unsandboxed = False  # Run generated code WITHOUT isolation. Never on shared machines.
     c.eval.grading = ConfigDict()

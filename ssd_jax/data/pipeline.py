@@ -57,6 +57,7 @@ class DataSettings:
     pack: bool = True
     packed_rows: int = 0
     truncated: str = "drop"
+    chat_template_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     epochs: int = 0
     read_threads: int = 4
 

@@ -1,9 +1,9 @@
 """The SSD sampling job (stage 1): prompts → chat-rendered prompts → N samples each → shards.
 
 Fields read (configs/base.py documents them): `workdir`, `model`, `seed`, `dtype`,
-`param_dtype`, `prompts.{source, path, limit, require_passed, system_message}` and
-`sampling.{temperature, top_k, top_p, n_samples, max_new_tokens, batch_size, stop_strings,
-stop_token_ids, model_parallel}`. Records go to `<workdir>/samples/` (`data.records`).
+`param_dtype`, `prompts.{source, path, limit, require_passed, system_message, chat_template_kwargs}`
+and `sampling.{temperature, top_k, top_p, n_samples, max_new_tokens, max_total_tokens, batch_size,
+stop_strings, stop_token_ids, model_parallel}`. Records go to `<workdir>/samples/` (`data.records`).
 
 * Resumable: the (prompt id, sample index) pairs already in the shard directory are skipped,
   and records are written a batch at a time, so a killed job loses at most the batches since
@@ -20,6 +20,7 @@ import collections
 import dataclasses
 import time
 from collections.abc import Mapping
+from typing import Any
 from pathlib import Path
 
 import jax
@@ -79,14 +80,16 @@ def _sampling_mesh(model_parallel: int) -> jax.sharding.Mesh:
     return make_mesh(data=-1, fsdp=1, model=model_parallel, devices=devices)
 
 
-def _render(problems: list[Problem], loaded, sampler: Sampler, system_message: str) -> tuple[list[_Prompt], int]:
-    """Chat-rendered prompts that fit the context, and the number that did not."""
+def _render(problems: list[Problem], loaded, sampler: Sampler, system_message: str,
+            template_kwargs: Mapping[str, Any]) -> tuple[list[_Prompt], int]:
+    """Chat-rendered prompts (`template_kwargs` passed to the template) that fit the context, and
+    the number that did not."""
     if loaded.chat_template is None:
         raise ValueError(f"model {loaded.ref!r} has no chat template; sampling renders prompts with it")
     fitting, too_long = [], 0
     for problem in problems:
         messages = problem_messages(problem, system_message or None)
-        text = loaded.chat_template.render(messages, add_generation_prompt=True)
+        text = loaded.chat_template.render(messages, add_generation_prompt=True, **template_kwargs)
         length = len(sampler.prompt_token_ids(text))
         if sampler.fits(length):
             fitting.append(_Prompt(problem, messages, text))
@@ -116,8 +119,10 @@ def sample_from_config(config: Mapping) -> SamplingSummary:
     loaded = load_model(config.model, dtype=config.dtype, param_dtype=config.param_dtype,
                         mesh=_sampling_mesh(int(s.model_parallel)))
     sampler = Sampler(loaded, max_new_tokens=int(s.max_new_tokens), batch_size=int(s.batch_size),
-                      seed=int(config.seed), stop_token_ids=tuple(s.stop_token_ids), stop_strings=tuple(s.stop_strings))
-    prompts, too_long = _render(problems, loaded, sampler, config.prompts.system_message)
+                      seed=int(config.seed), stop_token_ids=tuple(s.stop_token_ids), stop_strings=tuple(s.stop_strings),
+                      max_total_tokens=int(s.get("max_total_tokens", 0)) or None)
+    prompts, too_long = _render(problems, loaded, sampler, config.prompts.system_message,
+                                dict(config.prompts.get("chat_template_kwargs", {})))
     if problems and not prompts:
         raise ValueError(
             f"none of the {len(problems)} prompts fits the model's {sampler.context}-token context; "

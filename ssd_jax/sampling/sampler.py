@@ -19,6 +19,7 @@ after generation, see `completions` — at a stop string.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import Iterator, Sequence
 
@@ -88,6 +89,7 @@ class Sampler:
         mesh: jax.sharding.Mesh | None = None,
         stop_token_ids: Sequence[int] = (),
         stop_strings: Sequence[str] = (),
+        max_total_tokens: int | None = None,
     ):
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -96,7 +98,8 @@ class Sampler:
         if not 0 <= seed < 2**32:
             raise ValueError(f"seed must be in [0, 2**32), got {seed}")
         self.tokenizer = loaded_model.tokenizer
-        self.context = loaded_model.config.max_position_embeddings
+        # Tokens per sequence, prompt + response: the model's context, or `max_total_tokens` if smaller.
+        self.context = min(loaded_model.config.max_position_embeddings, max_total_tokens or sys.maxsize)
         self.max_new_tokens, self.batch_size, self.seed = max_new_tokens, batch_size, seed
         self.stop_strings = tuple(stop_strings)
         self.eos_ids = end_of_sequence_ids(loaded_model)

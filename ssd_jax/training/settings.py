@@ -74,6 +74,7 @@ class TrainSettings:
                 samples_dir=samples_dir, filter=data["filter"], shortest_percent=float(data["shortest_percent"]),
                 max_length=int(data["max_length"]), overlong=data["overlong"], pack=bool(data["pack"]),
                 packed_rows=int(data.get("packed_rows", 0)), truncated=str(data.get("truncated", "drop")),
+                chat_template_kwargs=dict(config.get("prompts", {}).get("chat_template_kwargs", {})),
                 epochs=int(data.get("epochs", 0)), read_threads=int(data.get("read_threads", 4)),
             ),
             optimizer=OptimizerSettings(

@@ -69,7 +69,7 @@ def train(settings: TrainSettings) -> TrainResult:
     loaded = load_model(
         settings.model, dtype=settings.dtype, param_dtype=settings.param_dtype, mesh=mesh, remat=settings.remat
     )
-    examples = ExampleTokenizer(loaded.tokenizer, loaded.chat_template)
+    examples = ExampleTokenizer(loaded.tokenizer, loaded.chat_template, settings.data.chat_template_kwargs)
     prepared = prepare_data(settings.data, examples)
     fingerprint = {
         **settings.fingerprint(),
