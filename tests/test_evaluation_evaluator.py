@@ -5,13 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from ssd_jax.evaluation.benchmarks import load_benchmark
-from ssd_jax.evaluation.evaluator import EvalSettings, ModelSpec, evaluate
-from ssd_jax.evaluation.from_config import evaluate_from_config
-from ssd_jax.evaluation.generation import Generated
+from ssd_jax.evaluation.evaluator import (EvalSettings, Generated, JsonlStore, ModelSpec, evaluate,
+                                          evaluate_from_config)
 from ssd_jax.evaluation.grading import GradingLimits
-from ssd_jax.evaluation.store import JsonlStore
 from ssd_jax.evaluation.report import format_table
+from ssd_jax.problems import load_benchmark
 
 DATA = Path(__file__).parent / "data" / "evaluation"
 CORRECT = {
@@ -160,7 +158,7 @@ def test_run_config_drives_the_evaluation(tmp_path):
 
 
 def test_ssd_model_must_exist_before_it_is_evaluated(tmp_path):
-    from ssd_jax.evaluation.from_config import models_from_config
+    from ssd_jax.evaluation.evaluator import models_from_config
 
     config = {"workdir": str(tmp_path), "model": "base-ref", "eval": {"include_base": True, "include_ssd": True}}
     with pytest.raises(FileNotFoundError, match="train first"):
@@ -178,7 +176,7 @@ def test_model_specs_parse_names():
 
 
 def test_models_given_as_strings_get_the_base_truncation():
-    from ssd_jax.evaluation.from_config import _checked
+    from ssd_jax.evaluation.evaluator import _checked
 
     models = _checked(["base=/ckpt/base", "ssd=/run/train/final"], {"base_top_k": 0, "base_top_p": -1.0})
     assert models == [ModelSpec("base", "/ckpt/base", 0, None), ModelSpec("ssd", "/run/train/final")]

@@ -5,13 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from ssd_jax.evaluation.benchmarks import load_benchmark
-from ssd_jax.evaluation.benchmarks.humaneval import canonical_solutions
-from ssd_jax.evaluation.compare import stdout_matches, value_matches
 from ssd_jax.evaluation.engine import GradingJob, grade_all
-from ssd_jax.evaluation.extract import extract_code
-from ssd_jax.evaluation.grading import GradeResult, GradingLimits, grade
-from ssd_jax.evaluation.isolation import resolve_isolation
+from ssd_jax.evaluation.evaluator import extract_code
+from ssd_jax.evaluation.grading import GradeResult, GradingLimits, grade, stdout_matches, value_matches
+from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
+from ssd_jax.problems import load_benchmark
 
 DATA = Path(__file__).parent / "data" / "evaluation"
 LIMITS = GradingLimits(per_test_timeout_s=3, memory_mb=1024, max_output_mb=4)
@@ -58,7 +56,7 @@ def test_memory_and_output_limits_fail_a_test(lcb_problems):
 
 
 def test_program_never_sees_expected_outputs(lcb_problems, monkeypatch):
-    from ssd_jax.evaluation.session import Session
+    from ssd_jax.evaluation.sandbox.session import Session
 
     sent = []
     original = Session.send
@@ -73,9 +71,8 @@ def test_program_never_sees_expected_outputs(lcb_problems, monkeypatch):
 
 def test_all_humaneval_canonical_solutions_pass():
     problems = load_benchmark("humaneval")
-    solutions = canonical_solutions()
     assert len(problems) == 164
-    jobs = [GradingJob(p, solutions[p.id]) for p in problems]
+    jobs = [GradingJob(p, p.canonical_solution) for p in problems]
     results = grade_all(jobs, GradingLimits(per_test_timeout_s=10), resolve_isolation(), workers=2, progress=False)
     failed = [(p.id, r.detail) for p, r in zip(problems, results) if not r.passed]
     assert failed == []
@@ -129,7 +126,7 @@ def test_missing_code_fails_without_running(lcb_problems):
 
 def test_grader_failures_are_retried_once_then_recorded(lcb_problems, monkeypatch):
     from ssd_jax.evaluation import engine
-    from ssd_jax.evaluation.session import SandboxCrashed
+    from ssd_jax.evaluation.sandbox.session import SandboxCrashed
 
     attempts = []
     real_grade = engine.grade

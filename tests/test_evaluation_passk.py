@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ssd_jax.evaluation import pass_at_k
-from ssd_jax.evaluation.passk import bootstrap_ci, mean_pass_at_k
+from ssd_jax.evaluation.report import bootstrap_ci, mean_pass_at_k
 
 
 def brute_force_pass_at_k(n: int, c: int, k: int) -> float:

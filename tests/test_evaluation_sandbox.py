@@ -9,12 +9,12 @@ import time
 import pytest
 
 from ssd_jax.evaluation import sandbox
-from ssd_jax.evaluation.benchmarks.types import BenchmarkProblem
-from ssd_jax.evaluation.benchmarks.types import TestCase as Case
 from ssd_jax.evaluation.engine import GradingJob, grade_all
 from ssd_jax.evaluation.grading import GradingLimits
-from ssd_jax.evaluation.isolation import SandboxUnavailableError, resolve_isolation
-from ssd_jax.evaluation.limits import Limits
+from ssd_jax.evaluation.sandbox.isolation import SandboxUnavailableError, resolve_isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
+from ssd_jax.problems.types import BenchmarkProblem
+from ssd_jax.problems.types import IOTest as Case
 
 SECRET = "ssd-test-secret-7f3a9c"
 LIMITS = Limits(timeout_s=1.5, memory_mb=512, max_processes=32, max_file_mb=8, max_output_mb=4)
@@ -126,10 +126,12 @@ def test_tcp_connection_to_a_local_server_never_arrives(listening_server, clean_
 
 
 def test_killing_its_parent_leaves_the_evaluator_alive(clean_machine):
+    # Its parent is the harness that supervises it: killing it, alone or with everything else the
+    # program may signal (`kill(-1)`), ends the sandbox, and the run is a failure.
     result = run("import os\nos.kill(os.getppid(), 9)\nimport time; time.sleep(0.1)\nprint('still here')")
-    assert result.status == "ok" and result.stdout == "still here\n"
-    result = run("import os\nos.kill(-1, 9)")  # everything it may signal: nothing but its sandbox's init
-    assert result.status == "error" and "ProcessLookupError" in result.stderr
+    assert result.status == "killed" and result.detail == "signal SIGKILL"
+    result = run("import os\nos.kill(-1, 9)")
+    assert result.status == "killed" and result.detail == "signal SIGKILL"
     result = run("import os\nos.kill(os.getpid(), 9)")
     assert result.status == "killed" and result.detail == "signal SIGKILL"
     assert os.getppid() > 1  # this test process and its parent are alive
@@ -175,8 +177,8 @@ def test_hostile_samples_in_one_graded_batch_each_get_their_verdict(listening_se
         "sum(range(10**12))": "timeout",
         "x = bytearray(50 * 1024**3)": "memory",
         f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)": "error",
-        "import os\nos.kill(os.getppid(), 9)\nprint(input())": "pass",
-        "import os\nos.kill(-1, 9)": "error",
+        "import os\nos.kill(os.getppid(), 9)\nprint(input())": "killed",  # its parent is the harness
+        "import os\nos.kill(-1, 9)": "killed",
         "import os\nos.kill(os.getpid(), 9)": "killed",
         "while True:\n    print('x' * 4096)": "output_limit",
         "print(input())\nimport os\nos._exit(0)": "pass",
@@ -189,7 +191,7 @@ def test_hostile_samples_in_one_graded_batch_each_get_their_verdict(listening_se
 
 
 def test_missing_bubblewrap_is_an_error_naming_what_to_install(monkeypatch):
-    from ssd_jax.evaluation import isolation
+    from ssd_jax.evaluation.sandbox import isolation
 
     monkeypatch.setattr(isolation, "find_bwrap", lambda: None)
     isolation.resolve_isolation.cache_clear()

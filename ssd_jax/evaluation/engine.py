@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 
 from tqdm import tqdm
 
-from ssd_jax.evaluation.benchmarks.types import BenchmarkProblem
 from ssd_jax.evaluation.grading import GradeResult, GradingLimits, grade, no_code_result, num_tests, start_session
-from ssd_jax.evaluation.isolation import Isolation
-from ssd_jax.evaluation.session import Session
+from ssd_jax.evaluation.reference_calls import REFERENCE_CALLS
+from ssd_jax.evaluation.sandbox.isolation import Isolation
+from ssd_jax.evaluation.sandbox.session import Session
+from ssd_jax.problems.types import BenchmarkProblem
 
 ATTEMPTS = 2
 
@@ -88,6 +89,7 @@ def grade_all(
     """
     workers = workers or os.cpu_count() or 1
     results: list[GradeResult | None] = [None] * len(jobs)
+    REFERENCE_CALLS.prepare([job.problem for job in jobs if job.code is not None], isolation)  # one run for all
     warm = WarmPool(lambda: start_session(limits, isolation), workers) if warm_pool and jobs else None
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grader") as threads, \
             tqdm(total=len(jobs), desc="grading", unit="sample", disable=not progress) as bar:
