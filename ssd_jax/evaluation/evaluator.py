@@ -20,8 +20,12 @@ Tests pass canned responses; real runs use `sampler_generate_fn` (ssd-jax's own 
   benchmark.path              LiveCodeBench directory or files; "" = HumanEval's packaged file
   benchmark.release_version, .window ("" | v5 | v6), .start_date, .end_date (YYYY-MM-DD, ""),
   .difficulties, .platforms (optional), .limit (0 = all)
-  temperatures, top_k, top_p, n_samples, max_new_tokens, batch_size
-  system_message              None = LiveCodeBench's, "" = none
+  temperatures, top_k, top_p, n_samples, max_new_tokens, max_total_tokens, batch_size
+  prompt_style                livecodebench (its current wording, with its system message) |
+                              ml-ssd (the paper's released evaluation: one user turn)
+  system_message              livecodebench style: None = LiveCodeBench's, "" = none
+  chat_template_kwargs        keyword arguments for the chat template (e.g. reasoning_effort)
+  grader                      robust | livecodebench (how stdin programs run; grading.grade)
   workers (0 = one per core), allow_unsandboxed
   grading.*                   per_test_timeout_s, per_sample_timeout_s, memory_mb, max_processes,
                               max_file_mb, max_output_mb (GradingLimits; omitted = defaults)
@@ -37,17 +41,21 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ssd_jax.evaluation.engine import GradingJob, grade_all
-from ssd_jax.evaluation.grading import GradingLimits
+from ssd_jax.evaluation.grading import RUNNERS, GradingLimits
 from ssd_jax.evaluation.report import Cell, build_results, format_table, write_report
 from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
 from ssd_jax.problems import load_benchmark
 from ssd_jax.problems.types import BenchmarkProblem
 
 
-# -- the prompt: LiveCodeBench's instruct format -------------------------------------------------
-# The wording is LiveCodeBench's own (its `PromptConstants` and generic question template), so
-# scores are comparable with its leaderboard. HumanEval problems use the same template with the
-# function prompt as the starter code. The model's chat template renders these messages.
+# -- the prompt: LiveCodeBench's instruct format, or the paper's released evaluation's -----------
+# `livecodebench`: LiveCodeBench's own wording (its `PromptConstants` and generic question
+# template, `lcb_runner/prompts/code_generation.py`, with the sentence it added to the stdin
+# format in 2025), so scores are comparable with its leaderboard. `ml-ssd`: the wording of the
+# paper's released evaluation (apple/ml-ssd `evaluation/benchmark.py`): a single user turn, no
+# system message. HumanEval problems use the starter-code form with the function prompt as the
+# starter code. The model's chat template renders these messages.
+PROMPT_STYLES = ("livecodebench", "ml-ssd")
 SYSTEM_MESSAGE_GENERIC = (
     "You are an expert Python programmer. You will be given a question (problem specification) and will "
     "generate a correct Python program that matches the specification and passes all tests. You will NOT "
@@ -59,7 +67,20 @@ FORMATTING_MESSAGE_WITH_STARTER_CODE = (
 )
 FORMATTING_WITHOUT_STARTER_CODE = (
     "Read the inputs from stdin solve the problem and write the answer to stdout (do not directly test on "
-    "the sample inputs). Enclose your code within delimiters as follows."
+    "the sample inputs). Enclose your code within delimiters as follows. Ensure that when the python program "
+    "runs, it reads the inputs, runs the algorithm and writes output to STDOUT."
+)
+ML_SSD_INSTRUCTION = (
+    "You will be given a question (problem specification) and will generate a correct Python program that "
+    "matches the specification and passes all tests. You will NOT return anything except for the program."
+)
+ML_SSD_WITHOUT_STARTER_CODE = (
+    ML_SSD_INSTRUCTION + "\n\nQuestion: {statement}\n\n" + FORMATTING_WITHOUT_STARTER_CODE
+    + "\n```python\n  # YOUR CODE HERE\n```"
+)
+ML_SSD_WITH_STARTER_CODE = (
+    ML_SSD_INSTRUCTION + "\n\nQuestion: {statement}\n\nYou will use the following starter code to write the "
+    "solution to the problem and enclose your code within delimiters as follows.\n```python\n{starter_code}\n```"
 )
 
 
@@ -76,9 +97,23 @@ def question_prompt(statement: str, starter_code: str) -> str:
     return prompt
 
 
-def benchmark_messages(problem: BenchmarkProblem, system_message: str | None = SYSTEM_MESSAGE_GENERIC) -> list[dict[str, str]]:
-    """[system, user] messages for `problem`; an empty or None `system_message` leaves it out
-    (for chat templates without a system role)."""
+def ml_ssd_prompt(problem: BenchmarkProblem) -> str:
+    """The released evaluation's user turn: stdin problems without starter code, the rest with it."""
+    if problem.kind == "stdin":
+        return ML_SSD_WITHOUT_STARTER_CODE.format(statement=problem.statement)
+    starter = problem.starter_code.rstrip("\n") if problem.kind == "script" else problem.starter_code
+    return ML_SSD_WITH_STARTER_CODE.format(statement=problem.statement, starter_code=starter)
+
+
+def benchmark_messages(problem: BenchmarkProblem, system_message: str | None = SYSTEM_MESSAGE_GENERIC,
+                       style: str = "livecodebench") -> list[dict[str, str]]:
+    """The chat messages for `problem` in prompt `style`. livecodebench: [system, user], an empty
+    or None `system_message` leaving the system turn out (for chat templates without a system
+    role); ml-ssd: [user] only."""
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"config.eval.prompt_style={style!r}: choose one of {PROMPT_STYLES}")
+    if style == "ml-ssd":
+        return [{"role": "user", "content": ml_ssd_prompt(problem)}]
     messages = [{"role": "system", "content": system_message}] if system_message else []
     starter = problem.starter_code.rstrip("\n") if problem.kind == "script" else problem.starter_code
     messages.append({"role": "user", "content": question_prompt(problem.statement, starter)})
@@ -111,10 +146,12 @@ GenerateFn = Callable[[str, Sequence[GenerationRequest]], Sequence[Generated]]
 
 
 def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtype: str = "float32",
-                        mesh_axes: Mapping[str, int] | None = None) -> GenerateFn:
+                        mesh_axes: Mapping[str, int] | None = None, max_total_tokens: int | None = None,
+                        chat_template_kwargs: Mapping | None = None) -> GenerateFn:
     """A GenerateFn backed by `ssd_jax.sampling.sampler.Sampler` (imported on first use).
 
-    The model's chat template renders the messages; the most recently used model stays
+    The model's chat template renders the messages (with `chat_template_kwargs`); a sample ends
+    after `max_new_tokens` or when prompt + response reach `max_total_tokens`. The most recently used model stays
     loaded, so calls for one model in a row reuse its compiled sampler. `mesh_axes`
     (data/fsdp/model sizes, as config.mesh) shards the model over this host's devices.
     """
@@ -130,14 +167,15 @@ def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtyp
             mesh = make_mesh(**mesh_axes) if mesh_axes else None
             loaded = load_model(model_ref, dtype=dtype, mesh=mesh)
             sampler = Sampler(loaded, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, mesh=mesh,
-                              stop_token_ids=tuple(loaded.eos_token_ids))
+                              stop_token_ids=tuple(loaded.eos_token_ids), max_total_tokens=max_total_tokens)
             current.update(ref=model_ref, loaded=loaded, sampler=sampler)
         loaded, sampler = current["loaded"], current["sampler"]
         # One call for all of them: the points of a temperature grid fill batches together (the
         # sampler keys randomness by prompt id and sample index, shared across the grid).
         sample_requests = [
             SampleRequest(prompt_id=r.prompt_id, sample_index=r.sample_index,
-                          prompt_text=loaded.chat_template.render(list(r.messages), add_generation_prompt=True),
+                          prompt_text=loaded.chat_template.render(list(r.messages), add_generation_prompt=True,
+                                                                  **dict(chat_template_kwargs or {})),
                           temperature=r.temperature, top_k=r.top_k, top_p=r.top_p)
             for r in requests
         ]
@@ -229,6 +267,8 @@ class EvalSettings:
     top_p: float = 0.8
     n_samples: int = 10
     system_message: str | None = SYSTEM_MESSAGE_GENERIC
+    prompt_style: str = "livecodebench"
+    grader: str = "robust"
     grading: GradingLimits = GradingLimits()
     workers: int | None = None
     allow_unsandboxed: bool = False
@@ -236,6 +276,12 @@ class EvalSettings:
     rescore: bool = False
     seed: int = 0
     progress: bool = True
+
+    def __post_init__(self):
+        if self.prompt_style not in PROMPT_STYLES:
+            raise ValueError(f"config.eval.prompt_style={self.prompt_style!r}: choose one of {PROMPT_STYLES}")
+        if self.grader not in RUNNERS:
+            raise ValueError(f"config.eval.grader={self.grader!r}: choose one of {RUNNERS}")
 
 
 def _key(model: str, temperature: float, problem_id: str, sample_index: int) -> tuple:
@@ -264,7 +310,10 @@ def generate_missing(store: JsonlStore, models: Sequence[ModelSpec], problems: S
         if wanted is not None and (record["top_k"], record["top_p"]) != wanted:
             raise ValueError(f"{store.path} holds samples of {record['model']} drawn with top_k={record['top_k']}, "
                              f"top_p={record['top_p']} (config: {wanted[0]}, {wanted[1]}); use a new workdir")
-    messages = {p.id: tuple(benchmark_messages(p, settings.system_message)) for p in problems}
+        if record.get("prompt_style", "livecodebench") != settings.prompt_style:
+            raise ValueError(f"{store.path} holds samples prompted in the {record.get('prompt_style', 'livecodebench')!r} "
+                             f"style (config.eval.prompt_style={settings.prompt_style!r}); use a new workdir")
+    messages = {p.id: tuple(benchmark_messages(p, settings.system_message, settings.prompt_style)) for p in problems}
     for model in models:
         top_k, top_p = truncation[model.name]
         missing = [GenerationRequest(problem.id, index, messages[problem.id], temperature, top_k, top_p)
@@ -278,7 +327,8 @@ def generate_missing(store: JsonlStore, models: Sequence[ModelSpec], problems: S
             records = []
             for request, output in zip(chunk, outputs):
                 output = output if isinstance(output, Generated) else Generated(str(output))
-                records.append({"model": model.name, "ref": model.ref, "temperature": request.temperature,
+                records.append({"model": model.name, "ref": model.ref, "prompt_style": settings.prompt_style,
+                                "temperature": request.temperature,
                                 "top_k": request.top_k, "top_p": request.top_p, "problem_id": request.prompt_id,
                                 "sample_index": request.sample_index, "text": output.text,
                                 "finish_reason": output.finish_reason, "num_tokens": output.num_tokens})
@@ -293,12 +343,17 @@ def grade_missing(store: JsonlStore, samples: Mapping[tuple, dict], problems: Se
     if settings.rescore:
         store.clear()
     verdicts = {_record_key(r): r for r in store.read()}
+    other = {r.get("grader", "robust") for r in verdicts.values()} - {settings.grader}
+    if other:
+        raise ValueError(f"{store.path} holds verdicts of the {sorted(other)} grader (config.eval.grader="
+                         f"{settings.grader!r}); set config.eval.rescore=True to grade the samples again")
     by_id = {p.id: p for p in problems}
     todo = [key for key in keys if key not in verdicts]
-    jobs = [GradingJob(by_id[key[2]], extract_code(samples[key]["text"])) for key in todo]
+    jobs = [GradingJob(by_id[key[2]], extract_code(samples[key]["text"]), settings.grader) for key in todo]
 
     def save(index: int, result) -> None:
         record = {name: samples[todo[index]][name] for name in ("model", "temperature", "problem_id", "sample_index")}
+        record["grader"] = settings.grader
         record.update(result.to_json())
         store.append([record])
         verdicts[todo[index]] = record
@@ -332,7 +387,9 @@ def evaluate(workdir: str | Path, models: Sequence[ModelSpec], problems: Sequenc
         "grading_limits": dataclasses.asdict(settings.grading),
         "n_samples": settings.n_samples,
         "seed": settings.seed,
-        "system_message": settings.system_message,
+        "prompt_style": settings.prompt_style,
+        "system_message": settings.system_message if settings.prompt_style == "livecodebench" else None,
+        "grader": settings.grader,
     }
     results = build_results(list(cells.values()), {p.id: p.difficulty for p in problems}, info, settings.seed)
     write_report(results, workdir)
@@ -369,6 +426,7 @@ def settings_from_config(config: Mapping) -> EvalSettings:
         temperatures=temperatures, top_k=int(_get(section, "top_k", 20)), top_p=float(_get(section, "top_p", 0.8)),
         n_samples=int(_get(section, "n_samples", 10)),
         system_message=SYSTEM_MESSAGE_GENERIC if system_message is None else (system_message or None),
+        prompt_style=str(_get(section, "prompt_style", "livecodebench")), grader=str(_get(section, "grader", "robust")),
         grading=GradingLimits(**grading), workers=int(_get(section, "workers", 0)) or None,
         allow_unsandboxed=bool(_get(section, "allow_unsandboxed", False)),
         chunk_size=int(_get(section, "chunk_size", 512)), rescore=bool(_get(section, "rescore", False)),
@@ -427,6 +485,8 @@ def evaluate_from_config(config: Mapping, models: list[ModelSpec | str] | None =
     models = _checked(models if models is not None else models_from_config(config), section)
     generate_fn = generate_fn or sampler_generate_fn(
         max_new_tokens=int(_get(section, "max_new_tokens", 1024)), batch_size=int(_get(section, "batch_size", 32)),
-        seed=settings.seed, dtype=str(_get(config, "dtype", "float32")), mesh_axes=dict(_get(config, "mesh", {})))
+        seed=settings.seed, dtype=str(_get(config, "dtype", "float32")), mesh_axes=dict(_get(config, "mesh", {})),
+        max_total_tokens=int(_get(section, "max_total_tokens", 0)) or None,
+        chat_template_kwargs=dict(_get(section, "chat_template_kwargs", {})))
     info = {"name": name, "path": path, "filters": filters, "limit": limit}
     return evaluate(workdir or eval_workdir(config), models, problems, settings, generate_fn, info)

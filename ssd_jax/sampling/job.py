@@ -20,8 +20,8 @@ import collections
 import dataclasses
 import time
 from collections.abc import Mapping
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import jax
 from absl import logging
