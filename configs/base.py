@@ -77,6 +77,7 @@ def get_config() -> ConfigDict:
     c.train.remat = False  # Rematerialise transformer blocks (long sequences).
     c.train.checkpoint_every = 250
     c.train.keep_checkpoints = 3
+    c.train.checkpoint_models = False  # Also export each checkpoint's model to train/models/step_<N> (eval.checkpoints=all).
     c.train.async_checkpointing = True  # Write checkpoints in the background while training goes on.
     c.train.log_every = 50  # Also log a metrics line every N steps (metrics.jsonl gets every step).
 

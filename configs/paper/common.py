@@ -98,7 +98,7 @@ def paper_config(
     c.train.steps = STEPS[kind]
     c.train.warmup_steps = 50 if thinking else 250
     c.train.checkpoint_every = 50 if thinking else 250
-    c.train.keep_checkpoints = STEPS[kind] // c.train.checkpoint_every  # every one, for eval.checkpoints="all"
+    c.train.checkpoint_models = True  # every checkpoint's model, for eval.checkpoints="all"
     c.train.global_batch = 32  # examples per step
     c.train.micro_batch = micro_batch
     c.train.peak_learning_rate = 5e-6

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from ssd_jax.evaluation.engine import GradingJob, grade_all
 from ssd_jax.evaluation.grading import RUNNERS, GradingLimits
-from ssd_jax.evaluation.report import Cell, build_results, format_table, write_report
+from ssd_jax.evaluation.report import HEADLINE_RULES, Cell, build_results, format_table, write_report
 from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
 from ssd_jax.problems import load_benchmark
 from ssd_jax.problems.types import BenchmarkProblem
@@ -276,8 +276,30 @@ class EvalSettings:
     rescore: bool = False
     seed: int = 0
     progress: bool = True
+    headline: str = "split"
+    headline_temperature: float = 0.0
+    base_headline_temperature: float = 0.0
+    checkpoints: str = "final"
+
+    def headline_rule(self, model: str) -> dict:
+        """How `model`'s headline pass@1 is read (report.headline): the base model at its own T."""
+        if self.headline == "split":
+            return {"mode": "split"}
+        return {"mode": "fixed", "temperature": self.base_headline_temperature if model == BASE_NAME
+                else self.headline_temperature}
 
     def __post_init__(self):
+        if self.headline not in HEADLINE_RULES:
+            raise ValueError(f"config.eval.headline={self.headline!r}: choose one of {HEADLINE_RULES}")
+        if self.checkpoints not in CHECKPOINT_CHOICES:
+            raise ValueError(f"config.eval.checkpoints={self.checkpoints!r}: choose one of {CHECKPOINT_CHOICES}")
+        if self.headline == "fixed":
+            grid = {f"{t:g}" for t in self.temperatures}
+            for field in ("headline_temperature", "base_headline_temperature"):
+                value = getattr(self, field)
+                if f"{value:g}" not in grid:
+                    raise ValueError(f"config.eval.{field}={value:g} must be one of config.eval.temperatures "
+                                     f"({', '.join(sorted(grid))}) when config.eval.headline='fixed'")
         if self.prompt_style not in PROMPT_STYLES:
             raise ValueError(f"config.eval.prompt_style={self.prompt_style!r}: choose one of {PROMPT_STYLES}")
         if self.grader not in RUNNERS:
@@ -391,7 +413,8 @@ def evaluate(workdir: str | Path, models: Sequence[ModelSpec], problems: Sequenc
         "system_message": settings.system_message if settings.prompt_style == "livecodebench" else None,
         "grader": settings.grader,
     }
-    results = build_results(list(cells.values()), {p.id: p.difficulty for p in problems}, info, settings.seed)
+    rules = {model.name: settings.headline_rule(model.name) for model in models}
+    results = build_results(list(cells.values()), {p.id: p.difficulty for p in problems}, info, settings.seed, rules)
     write_report(results, workdir)
     print(format_table(results))
     return results
@@ -399,6 +422,7 @@ def evaluate(workdir: str | Path, models: Sequence[ModelSpec], problems: Sequenc
 
 # -- the grid a run config describes ------------------------------------------------------------
 BASE_NAME, SSD_NAME = "base", "ssd"
+CHECKPOINT_CHOICES = ("final", "all")
 _LCB_FILTERS = ("release_version", "window", "start_date", "end_date", "difficulties", "platforms")
 
 
@@ -430,7 +454,10 @@ def settings_from_config(config: Mapping) -> EvalSettings:
         grading=GradingLimits(**grading), workers=int(_get(section, "workers", 0)) or None,
         allow_unsandboxed=bool(_get(section, "allow_unsandboxed", False)),
         chunk_size=int(_get(section, "chunk_size", 512)), rescore=bool(_get(section, "rescore", False)),
-        seed=int(_get(config, "seed", 0)),
+        seed=int(_get(config, "seed", 0)), headline=str(_get(section, "headline", "split")),
+        headline_temperature=float(_get(section, "headline_temperature", 0.0)),
+        base_headline_temperature=float(_get(section, "base_headline_temperature", 0.0)),
+        checkpoints=str(_get(section, "checkpoints", "final")),
     )
 
 
@@ -448,7 +475,20 @@ def models_from_config(config: Mapping) -> list[ModelSpec]:
             raise FileNotFoundError(f"eval.include_ssd is set but {final} does not exist: train first "
                                     f"(launch/train.py) or set --config.eval.include_ssd=False")
         models.append(ModelSpec(SSD_NAME, final))
+        if _get(section, "checkpoints", "final") == "all":
+            models += checkpoint_models(config["workdir"])
     return models + [ModelSpec.parse(str(ref)) for ref in _get(section, "models", ())]
+
+
+def checkpoint_models(workdir: str) -> list[ModelSpec]:
+    """`ssd@<step>` for every checkpoint's model the trainer exported (train.checkpoint_models)."""
+    directory = os.path.join(workdir, "train", "models")
+    steps = sorted(int(name[len("step_"):]) for name in (os.listdir(directory) if os.path.isdir(directory) else ())
+                   if name.startswith("step_") and name[len("step_"):].isdigit())
+    if not steps:
+        raise FileNotFoundError(f"config.eval.checkpoints='all' but {directory} holds no checkpoint models: train "
+                                "with config.train.checkpoint_models=True, or set config.eval.checkpoints='final'")
+    return [ModelSpec(f"{SSD_NAME}@{step}", os.path.join(directory, f"step_{step}")) for step in steps]
 
 
 def _checked(models: list[ModelSpec | str], section: Mapping) -> list[ModelSpec]:

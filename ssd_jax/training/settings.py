@@ -35,6 +35,10 @@ class TrainPaths:
     def final(self) -> str:
         return os.path.join(self.root, "final")
 
+    def checkpoint_model(self, step: int) -> str:
+        """Where `train.checkpoint_models` writes the model of the checkpoint at `step`."""
+        return os.path.join(self.root, "models", f"step_{step}")
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
@@ -53,6 +57,7 @@ class TrainSettings:
     keep_checkpoints: int
     async_checkpointing: bool
     log_every: int
+    checkpoint_models: bool = False
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
@@ -90,6 +95,7 @@ class TrainSettings:
             keep_checkpoints=int(train["keep_checkpoints"]),
             async_checkpointing=bool(train.get("async_checkpointing", True)),
             log_every=max(int(train.get("log_every", 1)), 1),
+            checkpoint_models=bool(train.get("checkpoint_models", False)),
         )
         settings.validate_batch(jax.process_count())
         return settings

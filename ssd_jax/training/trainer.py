@@ -152,6 +152,8 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
                 if step % settings.checkpoint_every == 0 or step == total_steps:
                     checkpoints.save(step, params, opt_state, data_iterator)
                     saved_step = step
+                    if settings.checkpoint_models and step < total_steps:  # the last one is final/
+                        _save_final(nnx.merge(graphdef, params), loaded, paths.checkpoint_model(step))
         if saved_step != step:
             checkpoints.save(step, params, opt_state, data_iterator)
         checkpoints.wait()
@@ -189,4 +191,4 @@ def _save_final(model: nnx.Module, loaded: LoadedModel, final_dir: str) -> None:
         multihost_utils.sync_global_devices("ssd_jax final model written")
     if jax.process_index() == 0:
         os.replace(partial, final_dir)
-    logger.info("final model saved to %s", final_dir)
+    logger.info("model saved to %s", final_dir)
