@@ -7,7 +7,7 @@ Override any field on the command line: `--config.sampling.temperature=1.2`.
 
 from ml_collections import ConfigDict
 
-# The paper's system message for SSD data (DESIGN §1): ask for a Python solution in a code block.
+# The SSD data prompt's system message: ask for a Python solution in a markdown code block.
 from ssd_jax.data.prompt_format import DEFAULT_SYSTEM_MESSAGE
 
 
@@ -90,7 +90,7 @@ def get_config() -> ConfigDict:
     c.eval.benchmark.name = "humaneval"  # humaneval | livecodebench.
     c.eval.benchmark.path = ""  # LiveCodeBench local copy (dir of test*.jsonl); "" = HumanEval's packaged file.
     c.eval.benchmark.release_version = "release_v6"  # LiveCodeBench files test.jsonl..test6.jsonl.
-    c.eval.benchmark.window = ""  # v5 | v6 | "" (contest-date windows, DESIGN §1).
+    c.eval.benchmark.window = ""  # v5 | v6 | "" (LiveCodeBench contest-date windows; the paper reports v6).
     c.eval.benchmark.start_date = ""  # Custom window, YYYY-MM-DD, inclusive.
     c.eval.benchmark.end_date = ""
     c.eval.benchmark.limit = 0  # Only the first N problems (0 = all).

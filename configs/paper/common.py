@@ -19,8 +19,9 @@ Decisions the paper leaves open (each written where it takes effect, with its re
   after filtering) that is 2,500 × 32 / 10,167 ≈ 7.9 passes for instruct models and
   300 × 32 / 10,167 ≈ 0.94 of a pass for thinking models (`PASSES_OVER_THE_DATA`); the trainer
   logs the figure for the data it really has.
-- Packing: a throughput choice only. A micro-batch's examples share rows; they are the same
-  examples with the same loss (mean cross-entropy per trained token of the step).
+- Packing: off. It is a throughput choice only (the same examples, the same loss), and it saves
+  nothing here: each micro-batch's 16 examples are split over 16 chips, one row each, so a
+  packed micro-batch would still need 16 rows. It pays where examples outnumber batch devices.
 - Truncated samples (finish reason `length`) are dropped: kept, a cut-off thinking trace renders
   through Qwen3-Thinking-2507's template as an empty closed thinking block followed by the
   unfinished reasoning, which teaches the model to stop thinking at once.
@@ -92,7 +93,7 @@ def paper_config(
     c.data.truncated = "drop"
     c.data.max_length = TRAINING_ROW_TOKENS
     c.data.overlong = "drop"
-    c.data.pack = True  # throughput only: the same 32 examples per step, the same loss
+    c.data.pack = False  # 16 examples per micro-batch over 16 chips: one row each already
     c.data.epochs = 0  # repeat until train.steps: PASSES_OVER_THE_DATA[kind] passes
 
     c.train.steps = STEPS[kind]

@@ -1,4 +1,4 @@
-"""Which sampled completions SSD trains on (DESIGN §1, step 1: "only a minimal filter").
+"""Which sampled completions SSD trains on (the paper keeps the raw samples behind a minimal filter).
 
 Rules, selected by `config.data.filter`:
   minimal           drop empty responses and single-line stubs (the paper's rule);
