@@ -47,7 +47,8 @@ class NoTrainingDataError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class DataSettings:
-    """The `config.data` fields the pipeline reads (documented in configs/base.py)."""
+    """The `config.data` fields the pipeline reads (documented in configs/base.py), and the
+    chat-template keyword arguments the samples were rendered with (`config.prompts`)."""
 
     samples_dir: str
     filter: str = "minimal"
