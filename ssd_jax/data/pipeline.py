@@ -116,7 +116,8 @@ def prepare_data(settings: DataSettings, examples: ExampleTokenizer) -> Prepared
         raise NoTrainingDataError(
             f"no training examples left in {settings.samples_dir}: {counts}. Use a looser config.data.filter "
             f"(now {settings.filter!r}), a larger config.data.max_length (now {settings.max_length}) or "
-            "config.data.overlong='truncate', or sample more data."
+            "config.data.overlong='truncate', config.data.truncated='keep' to train on samples cut at their "
+            "token budget, or sample more data (with a larger budget)."
         )
     return PreparedData(source, indices, counts, lengths)
 
