@@ -28,9 +28,10 @@ from pathlib import Path
 from unittest import mock
 
 from ssd_jax.evaluation.engine import GradingJob, grade_all
-from ssd_jax.evaluation.grading import GradingLimits, stdout_matches
+from ssd_jax.evaluation.grading import stdout_matches
 from ssd_jax.evaluation.prelude import LCB_PRELUDE
 from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.problems import BenchmarkProblem, load_benchmark
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "evaluation"
@@ -172,7 +173,7 @@ def main() -> None:
     args = parser.parse_args()
     jobs = load_jobs(args.repeat)
     isolation = resolve_isolation()
-    limits = GradingLimits(per_test_timeout_s=TIMEOUT_S)
+    limits = Limits(timeout_s=TIMEOUT_S)
 
     meter = CpuMeter()
     times, cpu = {"ours": [], "reference": []}, {"ours": [], "reference": []}

@@ -7,8 +7,8 @@ import pytest
 
 from ssd_jax.evaluation.evaluator import (EvalSettings, Generated, JsonlStore, ModelSpec, evaluate,
                                           evaluate_from_config)
-from ssd_jax.evaluation.grading import GradingLimits
 from ssd_jax.evaluation.report import format_table
+from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.problems import load_benchmark
 
 DATA = Path(__file__).parent / "data" / "evaluation"
@@ -25,7 +25,7 @@ CORRECT_COUNTS = {("base", 0.5, "abc360_a"): 2, ("base", 0.5, "3100"): 0, ("base
                   ("ssd", 1.0, "abc360_a"): 4, ("ssd", 1.0, "3100"): 0}
 MODELS = [ModelSpec("base", "/ckpt/base"), ModelSpec("ssd", "/ckpt/ssd")]
 SETTINGS = EvalSettings(temperatures=(0.5, 1.0), top_k=20, top_p=0.8, n_samples=5, chunk_size=4, workers=2,
-                        progress=False, grading=GradingLimits(per_test_timeout_s=5))
+                        progress=False, grading=Limits(timeout_s=5))
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_grid_results_report_and_table(tmp_path, problems, capsys):
             assert set(cell["per_difficulty"]) == {"easy"}
     assert results["models"]["base"]["temperatures"]["1"]["statuses"]["no_code"] == 2  # one per problem
     assert results["models"]["ssd"]["best"] == {"temperature": 0.5, "pass@1": pytest.approx(0.8)}
-    assert results["sandbox"]["sandboxed"] is True and results["grading_limits"]["per_test_timeout_s"] == 5
+    assert results["sandbox"]["sandboxed"] is True and results["grading_limits"]["timeout_s"] == 5
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["models"]["ssd"]["temperatures"]["0.5"]["per_problem_passes"] == {"3100": 3, "abc360_a": 5}
     assert (tmp_path / "pass_at_1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

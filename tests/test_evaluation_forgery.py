@@ -10,12 +10,13 @@ import base64
 
 import pytest
 
-from ssd_jax.evaluation.grading import GradingLimits, grade
+from ssd_jax.evaluation.grading import grade
 from ssd_jax.evaluation.reference_calls import NotPlainData, ReferenceCall, check_tolerances, read_literal, values_match
 from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.problems import load_benchmark
 
-LIMITS = GradingLimits(per_test_timeout_s=3, memory_mb=1024, max_output_mb=4)
+LIMITS = Limits(timeout_s=3, memory_mb=1024, max_output_mb=4)
 # "ok" replies for the first tests, in the harness's reply format (a child's report travels base64-encoded).
 FORGED_REPORT = base64.b64encode(b'{"completed": true, "values": [], "value": true, "output": ""}')
 FORGED = b"".join(b'{"index": %d, "status": "ok", "loaded": true, "completed": true, "value": true, "values": [], '

@@ -7,12 +7,13 @@ import pytest
 
 from ssd_jax.evaluation.engine import GradingJob, grade_all
 from ssd_jax.evaluation.evaluator import extract_code
-from ssd_jax.evaluation.grading import GradeResult, GradingLimits, grade, stdout_matches, value_matches
+from ssd_jax.evaluation.grading import GradeResult, grade, stdout_matches, value_matches
 from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.problems import load_benchmark
 
 DATA = Path(__file__).parent / "data" / "evaluation"
-LIMITS = GradingLimits(per_test_timeout_s=3, memory_mb=1024, max_output_mb=4)
+LIMITS = Limits(timeout_s=3, memory_mb=1024, max_output_mb=4)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_livecodebench_verdicts_match_the_known_ones(lcb_problems):
 def test_slow_solution_times_out_on_its_big_test_only(lcb_problems):
     slow = ("class Solution:\n    def maxSubarray(self, nums):\n        return max(sum(nums[i:j]) for i in range(len(nums))"
             " for j in range(i + 1, len(nums) + 1))")
-    result = grade(lcb_problems["3200"], slow, GradingLimits(per_test_timeout_s=1), resolve_isolation())
+    result = grade(lcb_problems["3200"], slow, Limits(timeout_s=1), resolve_isolation())
     assert result.status == "timeout" and result.verdicts[0] == "pass"
     assert "timeout" in result.verdicts and "per test 1s" in result.detail
 
@@ -73,7 +74,7 @@ def test_all_humaneval_canonical_solutions_pass():
     problems = load_benchmark("humaneval")
     assert len(problems) == 164
     jobs = [GradingJob(p, p.canonical_solution) for p in problems]
-    results = grade_all(jobs, GradingLimits(per_test_timeout_s=10), resolve_isolation(), workers=2, progress=False)
+    results = grade_all(jobs, Limits(timeout_s=10), resolve_isolation(), workers=2, progress=False)
     failed = [(p.id, r.detail) for p, r in zip(problems, results) if not r.passed]
     assert failed == []
 

@@ -10,8 +10,9 @@ these programs on these tests: pass, Runtime Error (`error` here) or Wrong Answe
 
 import pytest
 
-from ssd_jax.evaluation.grading import GradingLimits, grade
+from ssd_jax.evaluation.grading import grade
 from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.problems.types import BenchmarkProblem, IOTest
 
 SUM = BenchmarkProblem(
@@ -45,7 +46,7 @@ EXPECTED = {  # program: (robust, livecodebench) — the first test's verdict
     "sys.stdout.buffer.write": ("pass", "error"),  # StringIO has no .buffer
     "if __name__ == '__main__'": ("pass", "pass"),  # a trailing main guard is unwrapped
 }
-LIMITS = GradingLimits(per_test_timeout_s=3, memory_mb=1024, max_output_mb=4)
+LIMITS = Limits(timeout_s=3, memory_mb=1024, max_output_mb=4)
 
 
 @pytest.mark.parametrize("runner", ["robust", "livecodebench"])

@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 
 from tqdm import tqdm
 
-from ssd_jax.evaluation.grading import GradeResult, GradingLimits, grade, no_code_result, num_tests, start_session
+from ssd_jax.evaluation.grading import GradeResult, grade, no_code_result, num_tests, start_session
 from ssd_jax.evaluation.reference_calls import REFERENCE_CALLS
 from ssd_jax.evaluation.sandbox.isolation import Isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.evaluation.sandbox.session import Session
 from ssd_jax.problems.types import BenchmarkProblem
 
@@ -57,7 +58,7 @@ class WarmPool:
                 self._ready.popleft().close()
 
 
-def grade_with_retry(job: GradingJob, limits: GradingLimits, isolation: Isolation,
+def grade_with_retry(job: GradingJob, limits: Limits, isolation: Isolation,
                      pool: WarmPool | None = None) -> GradeResult:
     """Grades `job`; infrastructure failures are retried once, then recorded as an error."""
     if job.code is None:
@@ -75,7 +76,7 @@ def grade_with_retry(job: GradingJob, limits: GradingLimits, isolation: Isolatio
 
 def grade_all(
     jobs: Sequence[GradingJob],
-    limits: GradingLimits,
+    limits: Limits,
     isolation: Isolation,
     *,
     workers: int | None = None,

@@ -28,7 +28,9 @@ Tests pass canned responses; real runs use `sampler_generate_fn` (ssd-jax's own 
   grader                      robust | livecodebench (how stdin programs run; grading.grade)
   workers (0 = one per core), allow_unsandboxed
   grading.*                   per_test_timeout_s, per_sample_timeout_s, memory_mb, max_processes,
-                              max_file_mb, max_output_mb (GradingLimits; omitted = defaults)
+                              max_file_mb, max_output_mb (the sandbox's Limits, per_test_timeout_s
+                              as timeout_s and per_sample_timeout_s as sample_timeout_s; omitted =
+                              defaults)
   rescore, chunk_size         optional: re-grade saved samples; requests per generation call
 """
 
@@ -41,9 +43,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ssd_jax.evaluation.engine import GradingJob, grade_all
-from ssd_jax.evaluation.grading import RUNNERS, GradingLimits
+from ssd_jax.evaluation.grading import RUNNERS
 from ssd_jax.evaluation.report import HEADLINE_RULES, Cell, build_results, format_table, write_report
 from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.problems import load_benchmark
 from ssd_jax.problems.types import BenchmarkProblem
 
@@ -167,7 +170,7 @@ def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtyp
             mesh = make_mesh(**mesh_axes) if mesh_axes else None
             loaded = load_model(model_ref, dtype=dtype, mesh=mesh)
             sampler = Sampler(loaded, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, mesh=mesh,
-                              stop_token_ids=tuple(loaded.eos_token_ids), max_total_tokens=max_total_tokens)
+                              max_total_tokens=max_total_tokens)
             current.update(ref=model_ref, loaded=loaded, sampler=sampler)
         loaded, sampler = current["loaded"], current["sampler"]
         # One call for all of them: the points of a temperature grid fill batches together (the
@@ -269,7 +272,7 @@ class EvalSettings:
     system_message: str | None = SYSTEM_MESSAGE_GENERIC
     prompt_style: str = "livecodebench"
     grader: str = "robust"
-    grading: GradingLimits = GradingLimits()
+    grading: Limits = Limits()
     workers: int | None = None
     allow_unsandboxed: bool = False
     chunk_size: int = 512
@@ -424,6 +427,8 @@ def evaluate(workdir: str | Path, models: Sequence[ModelSpec], problems: Sequenc
 BASE_NAME, SSD_NAME = "base", "ssd"
 CHECKPOINT_CHOICES = ("final", "all")
 _LCB_FILTERS = ("release_version", "window", "start_date", "end_date", "difficulties", "platforms")
+# config.eval.grading's names of the Limits fields whose meaning grading narrows (the rest are the same).
+_GRADING_NAMES = {"per_test_timeout_s": "timeout_s", "per_sample_timeout_s": "sample_timeout_s"}
 
 
 def _get(section: Mapping, name: str, default=None):
@@ -438,10 +443,11 @@ def eval_workdir(config: Mapping) -> str:
 def settings_from_config(config: Mapping) -> EvalSettings:
     section = config["eval"]
     grading = {k: v for k, v in dict(_get(section, "grading", {})).items() if v is not None}
-    unknown = set(grading) - set(GradingLimits.__dataclass_fields__)
+    known = set(_GRADING_NAMES) | set(Limits.__dataclass_fields__) - set(_GRADING_NAMES.values())
+    unknown = set(grading) - known
     if unknown:
-        raise ValueError(f"config.eval.grading has unknown fields {sorted(unknown)}; "
-                         f"known: {sorted(GradingLimits.__dataclass_fields__)}")
+        raise ValueError(f"config.eval.grading has unknown fields {sorted(unknown)}; known: {sorted(known)}")
+    grading = {_GRADING_NAMES.get(name, name): value for name, value in grading.items()}
     temperatures = tuple(float(t) for t in _get(section, "temperatures", ()))
     if not temperatures:
         raise ValueError("config.eval.temperatures is empty: give the evaluation temperatures, e.g. (0.6, 0.8, 1.0)")
@@ -451,7 +457,7 @@ def settings_from_config(config: Mapping) -> EvalSettings:
         n_samples=int(_get(section, "n_samples", 10)),
         system_message=SYSTEM_MESSAGE_GENERIC if system_message is None else (system_message or None),
         prompt_style=str(_get(section, "prompt_style", "livecodebench")), grader=str(_get(section, "grader", "robust")),
-        grading=GradingLimits(**grading), workers=int(_get(section, "workers", 0)) or None,
+        grading=Limits(**grading), workers=int(_get(section, "workers", 0)) or None,
         allow_unsandboxed=bool(_get(section, "allow_unsandboxed", False)),
         chunk_size=int(_get(section, "chunk_size", 512)), rescore=bool(_get(section, "rescore", False)),
         seed=int(_get(config, "seed", 0)), headline=str(_get(section, "headline", "split")),

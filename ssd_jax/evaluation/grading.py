@@ -31,36 +31,12 @@ from ssd_jax.evaluation.sandbox.session import STARTUP_TIMEOUT_S, Session
 from ssd_jax.problems.types import BenchmarkProblem
 
 RUNNERS = ("robust", "livecodebench")
-VERDICTS = ("pass", "wrong_answer", "error", "timeout", "memory", "output_limit", "killed", "not_run")
 _STATUS_OF_VERDICT = {"pass": "ok", "wrong_answer": "ok", "error": "error", "timeout": "timeout",
                       "memory": "memory", "output_limit": "killed", "killed": "killed"}
 _VERDICT_OF_STATUS = {"ok": "error", "error": "error", "timeout": "timeout", "memory": "memory", "killed": "killed"}
 _REPLY_STATUSES = ("ok", "error", "timeout", "memory", "output_limit", "killed")
 _SHOWN_CHARS = 300
 _EXIT_WAIT_S = 2.0
-
-
-@dataclasses.dataclass(frozen=True)
-class GradingLimits:
-    """Time and resource limits of grading (recorded with every result).
-
-    `per_sample_timeout_s=None` uses LiveCodeBench's global bound, (per-test + 1) × tests + 5.
-    """
-
-    per_test_timeout_s: float = 6.0
-    per_sample_timeout_s: float | None = None
-    memory_mb: int = 4096
-    max_processes: int = 64
-    max_file_mb: int = 64
-    max_output_mb: float = 32.0
-
-    def sample_timeout_s(self, num_tests: int) -> float:
-        return self.per_sample_timeout_s or (self.per_test_timeout_s + 1) * num_tests + 5
-
-    def sandbox_limits(self, num_tests: int, largest_input_bytes: int) -> Limits:
-        file_mb = max(self.max_file_mb, largest_input_bytes // (1 << 20) + 2)  # inputs live in memfds
-        return Limits(timeout_s=self.sample_timeout_s(num_tests), memory_mb=self.memory_mb,
-                      max_processes=self.max_processes, max_file_mb=file_mb, max_output_mb=self.max_output_mb)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,12 +171,12 @@ def value_matches(actual: Any, expected: Any) -> bool:
     return actual == expected
 
 
-def start_session(limits: GradingLimits, isolation: Isolation) -> Session:
-    """A sandbox ready to grade any sample under `limits` (the per-sample limits come with `load`)."""
-    return Session(isolation, limits.sandbox_limits(1, 0))
+def start_session(limits: Limits, isolation: Isolation) -> Session:
+    """A sandbox ready to grade any sample under `limits` (the sample's own limits come with `load`)."""
+    return Session(isolation, limits)
 
 
-def grade(problem: BenchmarkProblem, code: str, limits: GradingLimits, isolation: Isolation,
+def grade(problem: BenchmarkProblem, code: str, limits: Limits, isolation: Isolation,
           session: Session | None = None, runner: str = "robust") -> GradeResult:
     """Runs `code` against every test of `problem` in one sandbox; stops at the first failure.
 
@@ -222,10 +198,9 @@ def grade(problem: BenchmarkProblem, code: str, limits: GradingLimits, isolation
         raise
     if not commands:
         raise ValueError(f"problem {problem.id} has no tests; a sample cannot pass vacuously")
-    largest_input = max((len(t.input.encode()) for t in problem.tests), default=0)
-    sandbox_limits = limits.sandbox_limits(len(commands), largest_input)
-    load = {"op": "load", "kind": problem.kind, "runner": runner, "rlimits": sandbox_limits.rlimits(),
-            "max_output_bytes": sandbox_limits.max_output_bytes, "func_name": problem.func_name,
+    sample_limits = limits.with_room_for(max((len(t.input.encode()) for t in problem.tests), default=0))
+    load = {"op": "load", "kind": problem.kind, "runner": runner, "rlimits": sample_limits.rlimits(),
+            "max_output_bytes": sample_limits.max_output_bytes, "func_name": problem.func_name,
             "code": problem.program_for(code) if problem.kind == "script" else code,
             "prelude": "" if problem.kind == "script" else prelude_for(code, isolation)}
     verdicts = ["not_run"] * len(commands)
@@ -233,9 +208,9 @@ def grade(problem: BenchmarkProblem, code: str, limits: GradingLimits, isolation
     session = session or start_session(limits, isolation)
     with session:
         session.wait_ready(time.monotonic() + STARTUP_TIMEOUT_S)
-        sample_deadline = time.monotonic() + sandbox_limits.timeout_s
+        sample_deadline = time.monotonic() + limits.sample_deadline_s(len(commands))
         session.send(load)
-        reply = session.receive(min(sample_deadline, time.monotonic() + limits.per_test_timeout_s))
+        reply = session.receive(min(sample_deadline, time.monotonic() + limits.timeout_s))
         if reply is None:
             unanswered = "loading the program"
         elif not reply.get("loaded"):
@@ -244,7 +219,7 @@ def grade(problem: BenchmarkProblem, code: str, limits: GradingLimits, isolation
         else:
             for index, (command, expected) in enumerate(commands):
                 session.send(command)
-                reply = session.receive(min(sample_deadline, time.monotonic() + limits.per_test_timeout_s))
+                reply = session.receive(min(sample_deadline, time.monotonic() + limits.timeout_s))
                 if reply is None:
                     unanswered = index
                     break
@@ -254,9 +229,10 @@ def grade(problem: BenchmarkProblem, code: str, limits: GradingLimits, isolation
                     break
         outcome = session.finish(time.monotonic() + _EXIT_WAIT_S)
     if unanswered is not None:
-        status, why = classify(outcome, isolation, sandbox_limits)
+        status, why = classify(outcome, isolation, sample_limits)
         if outcome.kill_reason == "timeout":
-            why = f"{why} (per test {limits.per_test_timeout_s:g}s)"
+            why = (f"wall-clock limit (per test {limits.timeout_s:g}s, "
+                   f"per sample {limits.sample_deadline_s(len(commands)):g}s)")
         stderr = outcome.stderr.decode(errors="replace")[-_SHOWN_CHARS:]
         index = 0 if isinstance(unanswered, str) else unanswered
         verdicts[index] = _VERDICT_OF_STATUS[status]

@@ -26,11 +26,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(Fraction(total - math.comb(n - c, k), total))
 
 
-def mean_pass_at_k(counts: Sequence[tuple[int, int]], k: int) -> float:
-    """Mean over problems of pass@k, from (n, c) per problem."""
-    return float(np.mean([pass_at_k(n, c, k) for n, c in counts]))
-
-
 def bootstrap_ci(per_problem: Sequence[float], confidence: float = 0.95, resamples: int = 10_000,
                  seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean, resampling problems with replacement."""

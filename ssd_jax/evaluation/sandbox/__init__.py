@@ -21,8 +21,6 @@ from ssd_jax.evaluation.sandbox.isolation import Isolation, resolve_isolation
 from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.evaluation.sandbox.session import STARTUP_TIMEOUT_S, Outcome, Session
 
-STATUSES = ("ok", "error", "timeout", "memory", "killed")
-
 
 @dataclasses.dataclass(frozen=True)
 class ExecResult:

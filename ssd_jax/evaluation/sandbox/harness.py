@@ -334,12 +334,11 @@ def write_report(fd, report):
 
 def run_program(supervisor, command):
     """`program`: plain execution in a child; this process then ends exactly as the child did."""
-    code = compile(command["code"], "<program>", "exec")
 
     def body(report_fd):
         threads_before = live_threads()
         try:
-            exec(code, {"__name__": "__main__", "__builtins__": builtins})
+            exec(compile(command["code"], "<program>", "exec"), {"__name__": "__main__", "__builtins__": builtins})
             status = 0
         except SystemExit as error:
             status = error.code if isinstance(error.code, int) else 0 if error.code is None else 1
