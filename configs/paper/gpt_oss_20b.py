@@ -4,12 +4,18 @@
 v5p-64 slice (32 chips: FSDP 16 × expert/tensor parallel 2) once MoE layers exist.
 """
 
+from ml_collections import ConfigDict
+
 from configs.paper.common import paper_config
 from configs.paper.moe import not_supported_yet
 
+# The paper runs GPT-OSS at reasoning effort "high" (its chat template's `reasoning_effort`),
+# for sampling SSD data, for the training rows rendered from it, and for evaluation.
+REASONING = {"reasoning_effort": "high"}
+
 
 def recipe():
-    return paper_config(
+    c = paper_config(
         name="gpt_oss_20b",
         model="models/gpt-oss-20b",
         thinking=True,
@@ -19,6 +25,9 @@ def recipe():
         mesh=dict(data=1, fsdp=16, model=2),
         micro_batch=16,
     )
+    c.prompts.chat_template_kwargs = ConfigDict(REASONING)
+    c.eval.chat_template_kwargs = ConfigDict(REASONING)
+    return c
 
 
 def get_config():
