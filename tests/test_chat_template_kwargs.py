@@ -44,3 +44,20 @@ def test_training_rows_render_the_prompt_as_it_was_sampled():
         prompt = tokenizer.decode(tokens[np.asarray(mask) == 0])
         assert f"Reasoning: {effort}\n" in prompt
         assert prompt == GPT_OSS.render(messages, add_generation_prompt=True, **kwargs)
+
+
+def test_the_training_stage_settings_hold_the_template_arguments_even_for_samples_from_elsewhere():
+    """Rows rendered with other template arguments are other training data: a resume under them is
+    refused. Packed row counts and checkpoint-model exports change only how the run goes."""
+    from configs import base
+    from ssd_jax.stages import train
+
+    config = base.get_config()
+    config.data.samples_dir = "/elsewhere/samples"  # the sample stage's settings do not count then
+    settings = train.fingerprint(config)
+    config.prompts.chat_template_kwargs = HIGH
+    assert train.fingerprint(config) != settings
+    execution = base.get_config()
+    execution.data.samples_dir = "/elsewhere/samples"
+    execution.data.packed_rows, execution.train.checkpoint_models = 8, True
+    assert train.fingerprint(execution) == settings

@@ -3,10 +3,11 @@ budget and the chat-template keyword arguments, and the results record style and
 
 from pathlib import Path
 
+import pytest
 from ml_collections import ConfigDict
 
 from configs import base
-from ssd_jax.evaluation.evaluator import Generated
+from ssd_jax.evaluation.evaluator import EvalSettings, Generated, JsonlStore, ModelSpec, grade_missing
 from ssd_jax.evaluation.report import format_table
 from ssd_jax.stages import evaluate
 
@@ -52,3 +53,28 @@ def test_the_evaluation_recipe_reaches_the_sampler_and_the_grader_and_is_recorde
     lcb, _ = _run(tmp_path, monkeypatch, "livecodebench")
     assert lcb["models"]["base"]["temperatures"]["0.7"]["per_problem_passes"] == {"3100": 1, "abc360_a": 0}
     assert "prompt style: ml-ssd, grader: livecodebench" in format_table(lcb)
+
+
+def test_prompt_style_token_budget_and_template_arguments_are_part_of_each_models_identity():
+    """Samples are stored under the model's identity: a resume under another prompt style, total
+    budget or chat-template arguments draws its samples anew instead of reusing the old ones."""
+    config = base.get_config()
+    model = ModelSpec("base", "/ckpt/base")
+    identity = evaluate.settings_from_config(config).model_id(model)
+    for field, value in (("prompt_style", "ml-ssd"), ("max_total_tokens", 4096),
+                         ("chat_template_kwargs", ConfigDict({"reasoning_effort": "high"}))):
+        changed = base.get_config()
+        changed.eval[field] = value
+        assert evaluate.settings_from_config(changed).model_id(model) != identity, field
+    faster = base.get_config()
+    faster.eval.batch_size = 8  # how fast, not what is sampled
+    assert evaluate.settings_from_config(faster).model_id(model) == identity
+
+
+def test_verdicts_of_another_grader_are_refused_until_rescored(tmp_path):
+    store = JsonlStore(tmp_path / "verdicts.jsonl")
+    store.append([{"model": "base", "model_id": "x", "temperature": 0.7, "problem_id": "p", "sample_index": 0,
+                   "grader": "robust", "passed": True, "status": "pass"}])
+    settings = EvalSettings(temperatures=(0.7,), grader="livecodebench")
+    with pytest.raises(ValueError, match=r"verdicts of the \['robust'\] grader .*config.eval.rescore=True"):
+        grade_missing(store, {}, [], [], settings, isolation=None)
