@@ -85,3 +85,36 @@ def test_all_checkpoints_are_evaluated_from_the_models_the_trainer_exported(tmp_
     config.eval.checkpoints = "every"
     with pytest.raises(ConfigError, match="config.eval.checkpoints='every'"):
         models_from_config(config)
+
+
+def test_the_trainer_exports_each_checkpoints_model_and_leaves_the_last_to_final(tmp_path):
+    """train.checkpoint_models: `train/models/step_<N>` for every checkpoint but the last (that one
+    is `train/final`); each is a loadable model holding that step's parameters, not the final ones."""
+    import jax
+    import numpy as np
+    from flax import nnx
+    from sample_shards import write_code_shards
+
+    import ssd_jax
+    from configs import tiny
+    from ssd_jax.training.settings import TrainSettings
+    from ssd_jax.training.trainer import train
+    from ssd_jax.workdir import Workdir
+
+    config = tiny.get_config()
+    config.workdir, config.data.samples_dir = str(tmp_path / "run"), str(write_code_shards(tmp_path / "samples", 16))
+    config.data.max_length, config.data.read_threads = 128, 1
+    config.mesh.data, config.train.global_batch = 8, 8  # one example per fake device
+    config.train.steps, config.train.checkpoint_every, config.train.checkpoint_models = 2, 1, True
+    config.train.async_checkpointing = False
+    result = train(TrainSettings.from_config(config))
+    workdir = Workdir(config.workdir)
+    assert sorted(path.name for path in workdir.checkpoint_models.iterdir()) == ["step_1"]
+
+    def params(directory):
+        state = nnx.state(ssd_jax.load_model(str(directory)).model, nnx.Param).to_pure_dict()
+        return np.concatenate([np.ravel(leaf) for leaf in jax.tree.leaves(state)])
+
+    first, final = params(workdir.checkpoint_model(1)), params(result.final_model)
+    assert not np.array_equal(first, params("tiny-random")), "step 1 trained"
+    assert not np.array_equal(first, final), "step 1's model, not the final one"
