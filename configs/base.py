@@ -7,7 +7,7 @@ Override any field on the command line: `--config.sampling.temperature=1.2`.
 
 from ml_collections import ConfigDict
 
-# The paper's system message for SSD data (DESIGN §1): ask for a Python solution in a code block.
+# The SSD data prompt's system message: ask for a Python solution in a markdown code block.
 from ssd_jax.data.prompt_format import DEFAULT_SYSTEM_MESSAGE
 
 
@@ -40,6 +40,9 @@ def get_config() -> ConfigDict:
     c.prompts.limit = 0  # Use only the first N prompts (0 = all).
     c.prompts.require_passed = False  # rStar-Coder: keep only rows whose reference passed (paper: on).
     c.prompts.system_message = DEFAULT_SYSTEM_MESSAGE  # "" for no system message.
+    # Keyword arguments for the chat template when rendering prompts (sampling) and training rows,
+    # e.g. GPT-OSS's `reasoning_effort="high"`; set them in the config file.
+    c.prompts.chat_template_kwargs = ConfigDict()
 
     # Sampling SSD data from the frozen base model (stage 1): T_train with top-k / top-p.
     c.sampling = ConfigDict()
@@ -48,6 +51,7 @@ def get_config() -> ConfigDict:
     c.sampling.top_p = 0.8  # 1.0 = off.
     c.sampling.n_samples = 1  # Samples per prompt (paper: 1).
     c.sampling.max_new_tokens = 1024
+    c.sampling.max_total_tokens = 0  # Prompt + response budget per sample (0 = the model's context); ends as `length`.
     c.sampling.batch_size = 32  # Rows decoded at once by each process (split over its devices' data axis).
     c.sampling.stop_strings = ()  # Extra stop strings, beside the model's end-of-turn tokens (matched after decoding).
     c.sampling.stop_token_ids = ()  # Extra token ids that end a sample, beside the model's eos / end-of-turn ids.
@@ -64,17 +68,19 @@ def get_config() -> ConfigDict:
     c.data.samples_dir = ""  # Sample shards to train on ("" = <workdir>/samples, where sampling writes).
     c.data.filter = "minimal"  # minimal (paper) | shortest_percent | none (the stress test).
     c.data.shortest_percent = 10.0  # With filter=shortest_percent: also drop the shortest P %.
-    c.data.max_length = 4096  # Tokens per packed row.
+    c.data.max_length = 4096  # Tokens per training row.
     c.data.overlong = "drop"  # Examples longer than max_length: drop | truncate.
-    c.data.pack = True  # Pack several examples per row (segment ids, per-segment positions).
+    c.data.pack = True  # Pack a micro-batch's examples into fewer rows (throughput only: same examples, same loss).
+    c.data.packed_rows = 0  # With pack: rows per micro-batch (0 = the fewest that hold every micro-batch of the run).
+    c.data.truncated = "drop"  # Samples that hit their token budget (finish reason `length`): drop | keep.
     c.data.epochs = 0  # Passes over the data, reshuffled each (0 = repeat until train.steps).
     c.data.read_threads = 4  # Grain threads that render and tokenize examples ahead of the step.
 
     # Fine-tuning (stage 2): AdamW, warmup + cosine, the paper's recipe by default.
     c.train = ConfigDict()
     c.train.steps = 2500
-    c.train.global_batch = 32  # Rows per optimizer step (all devices, all accumulation steps).
-    c.train.micro_batch = 0  # Rows per forward/backward pass (0 = global_batch: no accumulation).
+    c.train.global_batch = 32  # Examples per optimizer step (all devices, all accumulation steps), packed or not.
+    c.train.micro_batch = 0  # Examples per forward/backward pass (0 = global_batch: no accumulation).
     c.train.peak_learning_rate = 5e-6
     c.train.final_learning_rate = 1e-6
     c.train.warmup_steps = 250
@@ -86,6 +92,7 @@ def get_config() -> ConfigDict:
     c.train.attention = "auto"  # auto | reference | blockwise | splash | cudnn (models/self_attention.py).
     c.train.checkpoint_every = 250
     c.train.keep_checkpoints = 3
+    c.train.checkpoint_models = False  # Also export each checkpoint's model to train/models/step_<N> (eval.checkpoints=all).
     c.train.async_checkpointing = True  # Write checkpoints in the background while training goes on.
     c.train.log_every = 50  # Also log a metrics line every N steps (metrics.jsonl gets every step).
 
@@ -98,7 +105,7 @@ def get_config() -> ConfigDict:
     c.eval.benchmark.name = "humaneval"  # humaneval | livecodebench.
     c.eval.benchmark.path = ""  # LiveCodeBench local copy (dir of test*.jsonl); "" = HumanEval's packaged file.
     c.eval.benchmark.release_version = "release_v6"  # LiveCodeBench files test.jsonl..test6.jsonl.
-    c.eval.benchmark.window = ""  # v5 | v6 | "" (contest-date windows, DESIGN §1).
+    c.eval.benchmark.window = ""  # v5 | v6 | "" (LiveCodeBench contest-date windows; the paper reports v6).
     c.eval.benchmark.start_date = ""  # Custom window, YYYY-MM-DD, inclusive.
     c.eval.benchmark.end_date = ""
     c.eval.benchmark.limit = 0  # Only the first N problems (0 = all).
@@ -110,11 +117,21 @@ def get_config() -> ConfigDict:
     c.eval.base_top_p = -1.0
     c.eval.n_samples = 10  # Samples per problem (paper: 10); pass@5 needs at least 5.
     c.eval.max_new_tokens = 1024
+    c.eval.max_total_tokens = 0  # Prompt + response budget per sample (0 = the model's context).
     c.eval.batch_size = 32  # Rows decoded at once by each process.
     c.eval.model_parallel = 0  # Devices per model replica when sampling for evaluation (0 = sampling.model_parallel).
     c.eval.chunk_size = 512  # Requests per generation call (samples are saved after each).
     c.eval.rescore = False  # Re-grade the saved samples (e.g. after changing grading limits) without generating.
-    c.eval.system_message = None  # None = LiveCodeBench's; "" = none.
+    c.eval.system_message = None  # None = LiveCodeBench's; "" = none (prompt_style=livecodebench only).
+    c.eval.prompt_style = "livecodebench"  # livecodebench (its current wording) | ml-ssd (the paper's released evaluation).
+    c.eval.grader = "robust"  # robust (real stdin, run as __main__) | livecodebench (its runner, exactly).
+    c.eval.chat_template_kwargs = ConfigDict()  # Keyword arguments for the chat template (e.g. reasoning_effort).
+    c.eval.checkpoints = "final"  # final | all: also every saved training checkpoint, the best one marked.
+    # Headline pass@1: "split" chooses T on one half of the problems and scores it on the other;
+    # "fixed" reads it at headline_temperature (SSD model) / base_headline_temperature (base model).
+    c.eval.headline = "split"
+    c.eval.headline_temperature = 0.0
+    c.eval.base_headline_temperature = 0.0
     c.eval.workers = 0  # Sandbox workers (0 = one per core).
     c.eval.allow_unsandboxed = False  # Run generated code WITHOUT isolation. Never on shared machines.
     c.eval.grading = ConfigDict()

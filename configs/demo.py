@@ -40,6 +40,7 @@ def get_config():
     c.sampling.top_p = 0.8
     c.sampling.n_samples = 1
     c.sampling.max_new_tokens = 256
+    c.data.truncated = "keep"  # a small CPU budget cuts many samples; SmolLM2 has no thinking block to break
     c.sampling.batch_size = 48
 
     c.data.filter = "minimal"

@@ -20,6 +20,7 @@ def get_config():
     c.prompts.limit = 0
     c.sampling.n_samples = 4
     c.sampling.max_new_tokens = 512
+    c.data.truncated = "keep"  # a small CPU budget cuts many samples; SmolLM2 has no thinking block to break
     c.sampling.batch_size = 64
 
     c.data.max_length = 2048

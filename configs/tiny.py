@@ -12,7 +12,8 @@ def get_config():
     c.sampling.max_new_tokens = 24
     c.sampling.batch_size = 8
     c.sampling.n_samples = 2
-    c.data.filter = "none"  # A random model's samples are noise: keep them all.
+    c.data.filter = "none"  # A random model's samples are noise: keep them all,
+    c.data.truncated = "keep"  # including the ones cut at max_new_tokens (nearly all of them).
     c.data.max_length = 512
     c.data.overlong = "truncate"
     c.train.steps = 6

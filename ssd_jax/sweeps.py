@@ -3,17 +3,21 @@
 A sweep file defines `BASE_CONFIG` (a config file path, relative to the repository root) and
 `get_sweep() -> list[dict]`, each dict mapping dotted field names to values, e.g.
 `{"workdir": "runs/t1.0", "sampling.temperature": 1.0}`. Variants run one after another here,
-or are printed as one launch command each, for a cluster scheduler.
+or are printed as one launch command each, for a cluster scheduler. `sweep_report` reads each
+variant's evaluation back and tabulates pass@1 against T_train, T_eval and T_eff = T_train · T_eval.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shlex
 from typing import Any
 
 from ml_collections import ConfigDict
+
+from ssd_jax.workdir import Workdir
 
 
 def load_module(path: str):
@@ -62,3 +66,51 @@ def _flag_value(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return "(" + ",".join(str(v) for v in value) + ("," if len(value) == 1 else "") + ")"
     return str(value)
+
+
+def sweep_report(base_config: str, variants: list[dict[str, Any]]) -> str:
+    """One row per variant and evaluation temperature: T_train, T_eval, T_eff = T_train · T_eval,
+    the SSD model's pass@1, and the best pass@1 over its evaluated checkpoints (the paper's sweep
+    figures) with the checkpoint it came from. Variants not evaluated yet say so."""
+    header = ["T_train", "T_eval", "T_eff", "pass@1 final %", "best over checkpoints %"]
+    rows, best = [], None
+    for overrides in variants:
+        t_train = float(overrides.get("sampling.temperature", _base_field(base_config, "sampling.temperature")))
+        path = Workdir(overrides["workdir"]).results
+        if not path.exists():
+            rows.append([f"{t_train:g}", "-", "-", f"not evaluated yet ({path})", ""])
+            continue
+        models = json.loads(path.read_text())["models"]
+        ssd = {name: entry for name, entry in models.items() if name == "ssd" or name.startswith("ssd@")}
+        for key in sorted({key for entry in ssd.values() for key in entry["temperatures"]}, key=float):
+            t_eval = float(key)
+            scores = {name: _pass_at_1(entry, key) for name, entry in ssd.items()}
+            scores = {name: value for name, value in scores.items() if value is not None}
+            top = max(scores, key=scores.get) if scores else None
+            final = scores.get("ssd")
+            rows.append([f"{t_train:g}", f"{t_eval:g}", f"{t_train * t_eval:.2f}",
+                         "-" if final is None else f"{100 * final:.1f}",
+                         "-" if top is None else f"{100 * scores[top]:.1f} ({top})"])
+            if top is not None and (best is None or scores[top] > best[0]):
+                best = (scores[top], t_train, t_eval)
+    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
+    lines = [" | ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in [header] + rows]
+    lines.insert(1, "-+-".join("-" * width for width in widths))
+    if best:
+        lines.append(f"highest pass@1 {100 * best[0]:.1f}% at T_train {best[1]:g} × T_eval {best[2]:g} "
+                     f"= T_eff {best[1] * best[2]:.2f}")
+    return "\n".join(lines)
+
+
+def _pass_at_1(entry: dict, key: str) -> float | None:
+    summary = entry["temperatures"].get(key)
+    return summary["pass@1"]["value"] if summary and summary.get("pass@1") else None
+
+
+def _base_field(base_config: str, field: str) -> Any:
+    module = load_module(base_config)
+    config = module.recipe() if hasattr(module, "recipe") else module.get_config()
+    node = config
+    for part in field.split("."):
+        node = node[part]
+    return node

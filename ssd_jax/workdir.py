@@ -4,6 +4,7 @@
     <workdir>/train/checkpoints/<step>/  Orbax training checkpoints                   (stage `train`)
     <workdir>/train/metrics.jsonl        one JSON line per step; TensorBoard events beside it
     <workdir>/train/final/               the SSD model (an ssd-jax model directory)
+    <workdir>/train/models/step_<N>/     each checkpoint's model, with train.checkpoint_models
     <workdir>/eval/process<i>/           each process's share: samples.jsonl, verdicts.jsonl (stage `evaluate`)
     <workdir>/eval/results.json          pass@k per model and temperature, and pass_at_1.png
     <workdir>/ssd_report.json            the base-vs-SSD summary                        (stage `report`)
@@ -97,6 +98,15 @@ class Workdir:
     @property
     def final_model(self) -> epath.Path:
         return self.train / "final"
+
+    @property
+    def checkpoint_models(self) -> epath.Path:
+        """Where `train.checkpoint_models` exports each checkpoint's model (`step_<N>/`)."""
+        return self.train / "models"
+
+    def checkpoint_model(self, step: int) -> epath.Path:
+        """The model of the training checkpoint at `step` (an ssd-jax model directory)."""
+        return self.checkpoint_models / f"step_{step}"
 
     @property
     def eval(self) -> epath.Path:

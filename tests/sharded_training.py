@@ -26,8 +26,8 @@ def pipeline_batches(samples_dir) -> list[dict[str, np.ndarray]]:
     loaded = ssd_jax.load_model("tiny-random")
     examples = ExampleTokenizer(loaded.tokenizer, loaded.chat_template)
     settings = DataSettings(samples_dir=str(write_code_shards(samples_dir, 24)), max_length=LENGTH, read_threads=1)
-    stream = iter(training_batches(prepare_data(settings, examples), settings, examples, seed=0, rows=ROWS,
-                                   accumulation=1))
+    stream = iter(training_batches(prepare_data(settings, examples), settings, examples, seed=0,
+                                   examples_per_step=ROWS))
     return [next(stream) for _ in range(STEPS)]
 
 

@@ -126,7 +126,8 @@ def test_livecodebench_prompt_is_its_generic_instruct_format():
     assert user["content"] == (
         "### Question:\nGiven integers A and B on one line, print A+B.\n\n"
         "### Format: Read the inputs from stdin solve the problem and write the answer to stdout (do not directly "
-        "test on the sample inputs). Enclose your code within delimiters as follows.\n"
+        "test on the sample inputs). Enclose your code within delimiters as follows. Ensure that when the python "
+        "program runs, it reads the inputs, runs the algorithm and writes output to STDOUT.\n"
         "```python\n# YOUR CODE HERE\n```\n\n### Answer: (use the provided format with backticks)\n\n")
     _, user = benchmark_messages(problems["3100"])
     assert ("### Format: You will use the following starter code to write the solution to the problem and enclose "

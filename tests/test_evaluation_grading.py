@@ -132,7 +132,7 @@ def test_grader_failures_are_retried_once_then_recorded(lcb_problems, monkeypatc
     attempts = []
     real_grade = engine.grade
 
-    def flaky_grade(problem, code, limits, isolation, session=None):
+    def flaky_grade(problem, code, limits, isolation, session=None, runner="robust"):
         attempts.append(code)
         if session is not None:
             session.close()

@@ -107,10 +107,10 @@ def _segments(batches):
 def test_packed_rows_hold_every_example_once(shards, examples):
     settings = DataSettings(samples_dir=str(shards), max_length=512, epochs=1, read_threads=2)
     prepared = prepare_data(settings, examples)
-    batches = list(training_batches(prepared, settings, examples, seed=3, rows=1, accumulation=1))
-    assert len(batches) < 24, "several examples share a row"
+    batches = list(training_batches(prepared, settings, examples, seed=3, examples_per_step=6, rows=2))
+    assert len(batches) == 4, "six examples per step, packed or not"
     assert sorted(_segments(batches)) == sorted(_expected_examples(shards, examples))
-    assert batches[0]["inputs"].shape == (1, 1, 512)
+    assert batches[0]["inputs"].shape == (1, 2, 512)
 
 
 def test_unpacked_rows_reshuffle_each_epoch_and_follow_the_seed(shards, examples):
@@ -118,7 +118,7 @@ def test_unpacked_rows_reshuffle_each_epoch_and_follow_the_seed(shards, examples
     prepared = prepare_data(settings, examples)
 
     def order(seed):
-        batches = training_batches(prepared, settings, examples, seed=seed, rows=2, accumulation=1)
+        batches = training_batches(prepared, settings, examples, seed=seed, examples_per_step=2)
         return [segment for segment in _segments(batches)]
 
     first = order(seed=3)
@@ -135,7 +135,7 @@ def test_processes_split_the_rows_of_the_same_global_batches(shards, examples):
     prepared = prepare_data(settings, examples)
 
     def batches(process_index, process_count):
-        return list(training_batches(prepared, settings, examples, seed=0, rows=2, accumulation=1,
+        return list(training_batches(prepared, settings, examples, seed=0, examples_per_step=2,
                                      process_index=process_index, process_count=process_count))
 
     one, halves = batches(0, 1), [batches(p, 2) for p in range(2)]
@@ -149,7 +149,7 @@ def test_processes_split_the_rows_of_the_same_global_batches(shards, examples):
 def test_restored_iterator_state_replays_the_same_batches(shards, examples):
     settings = DataSettings(samples_dir=str(shards), max_length=128, read_threads=2)
     prepared = prepare_data(settings, examples)
-    dataset = training_batches(prepared, settings, examples, seed=5, rows=4, accumulation=2)
+    dataset = training_batches(prepared, settings, examples, seed=5, examples_per_step=4, accumulation=2)
     iterator = iter(dataset)
     for _ in range(3):
         next(iterator)
@@ -172,7 +172,7 @@ def test_overlong_examples_are_counted_when_dropped_or_truncated(shards, example
     dropped = prepare_data(DataSettings(samples_dir=str(shards), max_length=limit), examples)
     assert dropped.counts["dropped_overlong"] == too_long and dropped.counts["examples"] == 24 - too_long
     truncated = prepare_data(DataSettings(samples_dir=str(shards), max_length=limit, overlong="truncate"), examples)
-    assert truncated.counts["truncated"] == too_long and truncated.counts["examples"] == 24
+    assert truncated.counts["overlong_truncated"] == too_long and truncated.counts["examples"] == 24
     assert truncated.counts["tokens"] == sum(min(n, limit) for n in lengths)
 
 

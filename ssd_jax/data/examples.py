@@ -21,10 +21,12 @@ OVERLONG_POLICIES = ("drop", "truncate")
 
 @dataclasses.dataclass(frozen=True)
 class ExampleTokenizer:
-    """Renders and tokenizes sample records with one model's tokenizer and chat template."""
+    """Renders and tokenizes sample records with one model's tokenizer and chat template;
+    `template_kwargs` go to the template as sampling passed them (e.g. `reasoning_effort`)."""
 
     tokenizer: Any
     chat_template: Any
+    template_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.chat_template is None:
@@ -36,7 +38,7 @@ class ExampleTokenizer:
     def tokens_and_mask(self, messages: Sequence[Mapping[str, str]], completion: str) -> tuple[np.ndarray, np.ndarray]:
         """int32 token ids and their int32 loss mask (1 on the response + end-of-turn tokens)."""
         conversation = [*messages, {"role": "assistant", "content": completion}]
-        text, spans = self.chat_template.render_with_assistant_spans(conversation)
+        text, spans = self.chat_template.render_with_assistant_spans(conversation, **self.template_kwargs)
         start, end = spans[-1]
         prompt_ids = self.tokenizer.encode(text[:start], add_bos=False)
         response_ids = self.tokenizer.encode(text[start:end], add_bos=False)

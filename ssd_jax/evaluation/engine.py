@@ -33,6 +33,7 @@ class GradingJob:
 
     problem: BenchmarkProblem
     code: str | None
+    runner: str = "robust"  # how stdin programs run: robust | livecodebench (grading.grade)
 
 
 class WarmPool:
@@ -66,7 +67,7 @@ def grade_with_retry(job: GradingJob, limits: Limits, isolation: Isolation,
     for attempt in range(ATTEMPTS):
         try:
             session = pool.take() if pool is not None and attempt == 0 else None
-            return grade(job.problem, job.code, limits, isolation, session)
+            return grade(job.problem, job.code, limits, isolation, session, runner=job.runner)
         except Exception as error:  # noqa: BLE001 - any failure of the grader is recorded, never lost
             failures.append(f"{type(error).__name__}: {error}")
     return GradeResult(False, "error", ("not_run",) * num_tests(job.problem),

@@ -12,7 +12,7 @@ The evaluator only needs a `GenerateFn`: `(model_ref, requests) -> one Generated
 Tests pass canned responses; real runs use `sampler_generate_fn` (ssd-jax's own sampler).
 `evaluate_share` runs one process's share of the problems into its own stores and
 `collect_results` turns every share's verdicts into results.json (`ssd_jax.stages.evaluate`
-does both on a pod); `evaluate` is the two in one process.
+does both on a pod, from a run config); `evaluate` is the two in one process.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from typing import TYPE_CHECKING
 
 from etils import epath
 
+from ssd_jax.errors import ConfigError
 from ssd_jax.evaluation.engine import GradingJob, grade_all
-from ssd_jax.evaluation.report import Cell, build_results, format_table, write_report
+from ssd_jax.evaluation.grading import RUNNERS
+from ssd_jax.evaluation.report import HEADLINE_RULES, Cell, build_results, format_table, write_report
 from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
 from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.problems.types import BenchmarkProblem
@@ -39,10 +41,14 @@ if TYPE_CHECKING:
     import jax
 
 
-# -- the prompt: LiveCodeBench's instruct format -------------------------------------------------
-# The wording is LiveCodeBench's own (its `PromptConstants` and generic question template), so
-# scores are comparable with its leaderboard. HumanEval problems use the same template with the
-# function prompt as the starter code. The model's chat template renders these messages.
+# -- the prompt: LiveCodeBench's instruct format, or the paper's released evaluation's -----------
+# `livecodebench`: LiveCodeBench's own wording (its `PromptConstants` and generic question
+# template, `lcb_runner/prompts/code_generation.py`, with the sentence it added to the stdin
+# format in 2025), so scores are comparable with its leaderboard. `ml-ssd`: the wording of the
+# paper's released evaluation (apple/ml-ssd `evaluation/benchmark.py`): a single user turn, no
+# system message. HumanEval problems use the starter-code form with the function prompt as the
+# starter code. The model's chat template renders these messages.
+PROMPT_STYLES = ("livecodebench", "ml-ssd")
 SYSTEM_MESSAGE_GENERIC = (
     "You are an expert Python programmer. You will be given a question (problem specification) and will "
     "generate a correct Python program that matches the specification and passes all tests. You will NOT "
@@ -54,7 +60,20 @@ FORMATTING_MESSAGE_WITH_STARTER_CODE = (
 )
 FORMATTING_WITHOUT_STARTER_CODE = (
     "Read the inputs from stdin solve the problem and write the answer to stdout (do not directly test on "
-    "the sample inputs). Enclose your code within delimiters as follows."
+    "the sample inputs). Enclose your code within delimiters as follows. Ensure that when the python program "
+    "runs, it reads the inputs, runs the algorithm and writes output to STDOUT."
+)
+ML_SSD_INSTRUCTION = (
+    "You will be given a question (problem specification) and will generate a correct Python program that "
+    "matches the specification and passes all tests. You will NOT return anything except for the program."
+)
+ML_SSD_WITHOUT_STARTER_CODE = (
+    ML_SSD_INSTRUCTION + "\n\nQuestion: {statement}\n\n" + FORMATTING_WITHOUT_STARTER_CODE
+    + "\n```python\n  # YOUR CODE HERE\n```"
+)
+ML_SSD_WITH_STARTER_CODE = (
+    ML_SSD_INSTRUCTION + "\n\nQuestion: {statement}\n\nYou will use the following starter code to write the "
+    "solution to the problem and enclose your code within delimiters as follows.\n```python\n{starter_code}\n```"
 )
 
 
@@ -71,9 +90,23 @@ def question_prompt(statement: str, starter_code: str) -> str:
     return prompt
 
 
-def benchmark_messages(problem: BenchmarkProblem, system_message: str | None = SYSTEM_MESSAGE_GENERIC) -> list[dict[str, str]]:
-    """[system, user] messages for `problem`; an empty or None `system_message` leaves it out
-    (for chat templates without a system role)."""
+def ml_ssd_prompt(problem: BenchmarkProblem) -> str:
+    """The released evaluation's user turn: stdin problems without starter code, the rest with it."""
+    if problem.kind == "stdin":
+        return ML_SSD_WITHOUT_STARTER_CODE.format(statement=problem.statement)
+    starter = problem.starter_code.rstrip("\n") if problem.kind == "script" else problem.starter_code
+    return ML_SSD_WITH_STARTER_CODE.format(statement=problem.statement, starter_code=starter)
+
+
+def benchmark_messages(problem: BenchmarkProblem, system_message: str | None = SYSTEM_MESSAGE_GENERIC,
+                       style: str = "livecodebench") -> list[dict[str, str]]:
+    """The chat messages for `problem` in prompt `style`. livecodebench: [system, user], an empty
+    or None `system_message` leaving the system turn out (for chat templates without a system
+    role); ml-ssd: [user] only."""
+    if style not in PROMPT_STYLES:
+        raise ConfigError(f"config.eval.prompt_style={style!r}: choose one of {PROMPT_STYLES}")
+    if style == "ml-ssd":
+        return [{"role": "user", "content": ml_ssd_prompt(problem)}]
     messages = [{"role": "system", "content": system_message}] if system_message else []
     starter = problem.starter_code.rstrip("\n") if problem.kind == "script" else problem.starter_code
     messages.append({"role": "user", "content": question_prompt(problem.statement, starter)})
@@ -106,12 +139,14 @@ GenerateFn = Callable[[str, Sequence[GenerationRequest]], Sequence[Generated]]
 
 
 def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtype: str = "float32",
-                        mesh: "jax.sharding.Mesh | None" = None) -> GenerateFn:
+                        mesh: "jax.sharding.Mesh | None" = None, max_total_tokens: int | None = None,
+                        chat_template_kwargs: Mapping | None = None) -> GenerateFn:
     """A GenerateFn backed by `ssd_jax.sampling.sampler.Sampler` (imported on first use).
 
-    The model's chat template renders the messages; the most recently used model stays
-    loaded, so calls for one model in a row reuse its compiled sampler. `mesh` (this process's
-    devices: sampling never spans hosts) shards the model; one device if None.
+    The model's chat template renders the messages (with `chat_template_kwargs`); a sample ends
+    after `max_new_tokens` or when prompt + response reach `max_total_tokens`. The most recently
+    used model stays loaded, so calls for one model in a row reuse its compiled sampler. `mesh`
+    (this process's devices: sampling never spans hosts) shards the model; one device if None.
     """
     current: dict = {}
 
@@ -122,14 +157,16 @@ def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtyp
         if current.get("ref") != model_ref:
             current.clear()
             loaded = load_model(model_ref, dtype=dtype, mesh=mesh)
-            sampler = Sampler(loaded, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, mesh=mesh)
+            sampler = Sampler(loaded, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, mesh=mesh,
+                              max_total_tokens=max_total_tokens)
             current.update(ref=model_ref, loaded=loaded, sampler=sampler)
         loaded, sampler = current["loaded"], current["sampler"]
         # One call for all of them: the points of a temperature grid fill batches together (the
         # sampler keys randomness by prompt id and sample index, shared across the grid).
         sample_requests = [
             SampleRequest(prompt_id=r.prompt_id, sample_index=r.sample_index,
-                          prompt_text=loaded.chat_template.render(list(r.messages), add_generation_prompt=True),
+                          prompt_text=loaded.chat_template.render(list(r.messages), add_generation_prompt=True,
+                                                                  **dict(chat_template_kwargs or {})),
                           temperature=r.temperature, top_k=r.top_k, top_p=r.top_p)
             for r in requests
         ]
@@ -225,6 +262,9 @@ class JsonlStore:
 
 
 # -- the grid -------------------------------------------------------------------------------------
+BASE_NAME, SSD_NAME = "base", "ssd"  # the run's base model and its SSD model (`ssd@<step>`: a checkpoint's)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """A model to evaluate: a display `name`, a checkpoint reference for load_model, and its
@@ -239,11 +279,14 @@ class ModelSpec:
     provenance: str = ""
 
     def identity(self, settings: "EvalSettings", generation: Mapping | None = None) -> str:
-        """A short hash of the reference, truncation, `generation` settings (token budget,
-        dtype, ...) and provenance: samples are stored and looked up under it."""
+        """A short hash of the reference, truncation, prompt style (and system message),
+        `generation` settings (token budgets, dtype, chat-template arguments, ...) and provenance:
+        samples are stored and looked up under it."""
         top_k, top_p = self.truncation(settings)
-        spec = {"ref": self.ref, "top_k": top_k, "top_p": top_p, "system_message": settings.system_message,
-                "seed": settings.seed, "provenance": self.provenance, **dict(generation or {})}
+        system_message = settings.system_message if settings.prompt_style == "livecodebench" else None
+        spec = {"ref": self.ref, "top_k": top_k, "top_p": top_p, "prompt_style": settings.prompt_style,
+                "system_message": system_message, "seed": settings.seed, "provenance": self.provenance,
+                **dict(generation or {})}
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
     def truncation(self, settings: "EvalSettings") -> tuple[int, float]:
@@ -268,6 +311,8 @@ class EvalSettings:
     top_p: float = 0.8
     n_samples: int = 10
     system_message: str | None = SYSTEM_MESSAGE_GENERIC
+    prompt_style: str = "livecodebench"
+    grader: str = "robust"
     grading: Limits = Limits()
     workers: int | None = None
     allow_unsandboxed: bool = False
@@ -275,11 +320,37 @@ class EvalSettings:
     rescore: bool = False
     seed: int = 0
     progress: bool = True
-    # Settings of the generator that change outputs (max_new_tokens, dtype): part of each model's identity.
+    headline: str = "split"
+    headline_temperature: float = 0.0
+    base_headline_temperature: float = 0.0
+    # Settings of the generator that change outputs (max_new_tokens, dtype, max_total_tokens,
+    # chat_template_kwargs): part of each model's identity.
     generation: tuple[tuple[str, object], ...] = ()
 
     def model_id(self, model: ModelSpec) -> str:
         return model.identity(self, dict(self.generation))
+
+    def headline_rule(self, model: str) -> dict:
+        """How `model`'s headline pass@1 is read (report.headline): the base model at its own T."""
+        if self.headline == "split":
+            return {"mode": "split"}
+        return {"mode": "fixed", "temperature": self.base_headline_temperature if model == BASE_NAME
+                else self.headline_temperature}
+
+    def __post_init__(self):
+        if self.headline not in HEADLINE_RULES:
+            raise ConfigError(f"config.eval.headline={self.headline!r}: choose one of {HEADLINE_RULES}")
+        if self.headline == "fixed":
+            grid = {f"{t:g}" for t in self.temperatures}
+            for field in ("headline_temperature", "base_headline_temperature"):
+                value = getattr(self, field)
+                if f"{value:g}" not in grid:
+                    raise ConfigError(f"config.eval.{field}={value:g} must be one of config.eval.temperatures "
+                                      f"({', '.join(sorted(grid))}) when config.eval.headline='fixed'")
+        if self.prompt_style not in PROMPT_STYLES:
+            raise ConfigError(f"config.eval.prompt_style={self.prompt_style!r}: choose one of {PROMPT_STYLES}")
+        if self.grader not in RUNNERS:
+            raise ConfigError(f"config.eval.grader={self.grader!r}: choose one of {RUNNERS}")
 
 
 def _key(model_id: str, temperature: float, problem_id: str, sample_index: int) -> tuple:
@@ -304,7 +375,7 @@ def generate_missing(store: JsonlStore, models: Sequence[ModelSpec], problems: S
     Saved samples of another model identity (another ref, truncation, token budget, ...) are
     never taken for this one's."""
     samples = {_record_key(r): r for r in store.read()}
-    messages = {p.id: tuple(benchmark_messages(p, settings.system_message)) for p in problems}
+    messages = {p.id: tuple(benchmark_messages(p, settings.system_message, settings.prompt_style)) for p in problems}
     for model in models:
         top_k, top_p = model.truncation(settings)
         model_id = settings.model_id(model)
@@ -320,6 +391,7 @@ def generate_missing(store: JsonlStore, models: Sequence[ModelSpec], problems: S
             for request, output in zip(chunk, outputs):
                 output = output if isinstance(output, Generated) else Generated(str(output))
                 records.append({"model": model.name, "model_id": model_id, "ref": model.ref,
+                                "prompt_style": settings.prompt_style,
                                 "temperature": request.temperature, "top_k": request.top_k, "top_p": request.top_p,
                                 "problem_id": request.prompt_id, "sample_index": request.sample_index,
                                 "text": output.text, "finish_reason": output.finish_reason,
@@ -336,13 +408,18 @@ def grade_missing(store: JsonlStore, samples: Mapping[tuple, dict], problems: Se
     if settings.rescore:
         store.clear()
     verdicts = {_record_key(r): r for r in store.read()}
+    other = {r.get("grader", "robust") for r in verdicts.values()} - {settings.grader}
+    if other:
+        raise ValueError(f"{store.path} holds verdicts of the {sorted(other)} grader (config.eval.grader="
+                         f"{settings.grader!r}); set config.eval.rescore=True to grade the samples again")
     by_id = {p.id: p for p in problems}
     todo = [key for key in keys if key not in verdicts]
-    jobs = [GradingJob(by_id[key[2]], extract_code(samples[key]["text"])) for key in todo]
+    jobs = [GradingJob(by_id[key[2]], extract_code(samples[key]["text"]), settings.grader) for key in todo]
 
     def save(index: int, result) -> None:
         record = {name: samples[todo[index]][name]
                   for name in ("model", "model_id", "temperature", "problem_id", "sample_index")}
+        record["grader"] = settings.grader
         record.update(result.to_json())
         store.append([record])
         verdicts[todo[index]] = record
@@ -381,9 +458,12 @@ def collect_results(verdicts: Mapping[tuple, dict], models: Sequence[ModelSpec],
         "grading_limits": dataclasses.asdict(settings.grading),
         "n_samples": settings.n_samples,
         "seed": settings.seed,
-        "system_message": settings.system_message,
+        "prompt_style": settings.prompt_style,
+        "system_message": settings.system_message if settings.prompt_style == "livecodebench" else None,
+        "grader": settings.grader,
     }
-    return build_results(list(cells.values()), {p.id: p.difficulty for p in problems}, info, settings.seed)
+    rules = {model.name: settings.headline_rule(model.name) for model in models}
+    return build_results(list(cells.values()), {p.id: p.difficulty for p in problems}, info, settings.seed, rules)
 
 
 def read_verdicts(directories: Iterable[str | epath.PathLike]) -> dict[tuple, dict]:

@@ -30,6 +30,7 @@ from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.evaluation.sandbox.session import STARTUP_TIMEOUT_S, Session
 from ssd_jax.problems.types import BenchmarkProblem
 
+RUNNERS = ("robust", "livecodebench")
 _STATUS_OF_VERDICT = {"pass": "ok", "wrong_answer": "ok", "error": "error", "timeout": "timeout",
                       "memory": "memory", "output_limit": "killed", "killed": "killed"}
 _VERDICT_OF_STATUS = {"ok": "error", "error": "error", "timeout": "timeout", "memory": "memory", "killed": "killed"}
@@ -176,13 +177,19 @@ def start_session(limits: Limits, isolation: Isolation) -> Session:
 
 
 def grade(problem: BenchmarkProblem, code: str, limits: Limits, isolation: Isolation,
-          session: Session | None = None) -> GradeResult:
+          session: Session | None = None, runner: str = "robust") -> GradeResult:
     """Runs `code` against every test of `problem` in one sandbox; stops at the first failure.
+
+    `runner` says how a stdin program runs: `robust` (a real file descriptor 0, as `__main__`)
+    or `livecodebench` (wrapped in a function with patched stdin/stdout, exactly as
+    LiveCodeBench's runner does; see sandbox/harness.py). Both run inside the sandbox.
 
     `session` is a sandbox started ahead by `start_session` (else one is started here); it is
     used for this sample only and closed. Raises SandboxCrashed when the sandbox could not
     start (the engine retries those).
     """
+    if runner not in RUNNERS:
+        raise ValueError(f"config.eval.grader={runner!r}: choose one of {RUNNERS}")
     try:
         commands = _test_commands(problem, isolation)
     except BaseException:
@@ -192,7 +199,7 @@ def grade(problem: BenchmarkProblem, code: str, limits: Limits, isolation: Isola
     if not commands:
         raise ValueError(f"problem {problem.id} has no tests; a sample cannot pass vacuously")
     sample_limits = limits.with_room_for(max((len(t.input.encode()) for t in problem.tests), default=0))
-    load = {"op": "load", "kind": problem.kind, "rlimits": sample_limits.rlimits(),
+    load = {"op": "load", "kind": problem.kind, "runner": runner, "rlimits": sample_limits.rlimits(),
             "max_output_bytes": sample_limits.max_output_bytes, "func_name": problem.func_name,
             "code": problem.program_for(code) if problem.kind == "script" else code,
             "prelude": "" if problem.kind == "script" else prelude_for(code, isolation)}

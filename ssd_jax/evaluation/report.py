@@ -84,8 +84,71 @@ def summarize(cell: Cell, difficulty: Mapping[str, str], seed: int = 0) -> dict:
     return summary
 
 
-def build_results(cells: Sequence[Cell], difficulty: Mapping[str, str], info: Mapping, seed: int = 0) -> dict:
-    """results.json's content: `info` (benchmark, sandbox, limits) plus per model and temperature."""
+# -- the headline: pass@1 at a temperature that was not chosen on the problems it is scored on ----
+HEADLINE_RULES = ("split", "fixed")
+
+
+def split_halves(problem_ids: Sequence[str], seed: int) -> tuple[list[str], list[str]]:
+    """The problems cut in two at random (seeded): the first half chooses, the second scores."""
+    ids = sorted(problem_ids)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    half = len(ids) // 2
+    return sorted(ids[i] for i in order[:half]), sorted(ids[i] for i in order[half:])
+
+
+def _mean_pass_at_1(summary: Mapping, problem_ids: Sequence[str]) -> float:
+    n, passes = summary["n"], summary["per_problem_passes"]
+    return float(np.mean([pass_at_k(n, passes[pid], 1) for pid in problem_ids]))
+
+
+def headline(entry: Mapping, rule: Mapping, seed: int = 0) -> dict | None:
+    """A model's headline pass@1. `fixed`: at `rule["temperature"]` (the paper's evaluation T,
+    Table 3) on every problem. `split`: T chosen on one half of the problems, pass@1 scored on
+    the other half. None when the rule cannot be met (fewer than 2 problems to split)."""
+    temperatures = entry["temperatures"]
+    if rule["mode"] == "fixed":
+        key = f"{rule['temperature']:g}"
+        if key not in temperatures:
+            raise ValueError(f"the headline temperature {key} is not in the evaluation grid {sorted(temperatures)}; "
+                             "add it to config.eval.temperatures")
+        chosen, select, score = temperatures[key], [], sorted(temperatures[key]["per_problem_passes"])
+    elif rule["mode"] == "split":
+        any_summary = next(iter(temperatures.values()))
+        select, score = split_halves(list(any_summary["per_problem_passes"]), seed)
+        if not select or isinstance(any_summary["n"], list):
+            return None
+        chosen = max(temperatures.values(), key=lambda s: (_mean_pass_at_1(s, select), -s["temperature"]))
+    else:
+        raise ValueError(f"config.eval.headline={rule['mode']!r}: choose one of {HEADLINE_RULES}")
+    passes = {pid: chosen["per_problem_passes"][pid] for pid in score}
+    return {
+        "rule": rule["mode"], "temperature": chosen["temperature"], "n": chosen["n"],
+        "chosen_on_problems": len(select), "num_problems": len(score), "per_problem_passes": passes,
+        "pass@1": _pass_at({pid: (chosen["n"], c) for pid, c in passes.items()}, 1, seed),
+    }
+
+
+def checkpoint_table(models: Mapping[str, Mapping]) -> list[dict] | None:
+    """The SSD model's headline pass@1 at every evaluated checkpoint (`ssd@<step>`, then the final
+    `ssd`), the best one marked; None when no checkpoint besides the final one was evaluated."""
+    rows = [{"model": name, "step": int(name.split("@", 1)[1]) if "@" in name else "final",
+             "temperature": entry["headline"]["temperature"], "pass@1": entry["headline"]["pass@1"]["value"]}
+            for name, entry in models.items()
+            if (name == "ssd" or name.startswith("ssd@")) and entry.get("headline") and entry["headline"]["pass@1"]]
+    if not any(row["step"] != "final" for row in rows):
+        return None
+    rows.sort(key=lambda row: (row["step"] == "final", row["step"] if row["step"] != "final" else 0))
+    best = max(rows, key=lambda row: row["pass@1"])
+    for row in rows:
+        row["best"] = row is best
+    return rows
+
+
+def build_results(cells: Sequence[Cell], difficulty: Mapping[str, str], info: Mapping, seed: int = 0,
+                  headline_rules: Mapping[str, Mapping] | None = None) -> dict:
+    """results.json's content: `info` (benchmark, sandbox, limits) plus per model and temperature;
+    with `headline_rules` (model → rule, see `headline`) each model's headline pass@1, and the
+    per-checkpoint table when checkpoints were evaluated."""
     models: dict[str, dict] = {}
     for cell in sorted(cells, key=lambda c: (c.model, c.temperature)):
         entry = models.setdefault(cell.model, {"ref": cell.ref, "temperatures": {}})
@@ -94,8 +157,22 @@ def build_results(cells: Sequence[Cell], difficulty: Mapping[str, str], info: Ma
         scored = [(s["pass@1"]["value"], s["temperature"]) for s in entry["temperatures"].values() if s["pass@1"]]
         if scored:
             best, temperature = max(scored)
-            entry["best"] = {"temperature": temperature, "pass@1": best}
-    return {**info, "models": models}
+            entry["best"] = {"temperature": temperature, "pass@1": best}  # in-sample: for the curve only
+    for name, entry in models.items():
+        if headline_rules and name in headline_rules:
+            entry["headline"] = headline(entry, headline_rules[name], seed)
+    results = {**info, "models": models}
+    checkpoints = checkpoint_table(models)
+    if checkpoints:
+        results["checkpoints"] = checkpoints
+    return results
+
+
+def _headline_how(entry: Mapping) -> str:
+    if entry["rule"] == "fixed":
+        return f"T = {entry['temperature']:g} fixed in advance, on all {entry['num_problems']} problems"
+    return (f"T = {entry['temperature']:g} chosen on {entry['chosen_on_problems']} problems, "
+            f"scored on the other {entry['num_problems']}")
 
 
 def _percent(metric: dict | None) -> str:
@@ -125,6 +202,15 @@ def format_table(results: Mapping) -> str:
     widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
     lines = [" | ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in [header] + rows]
     lines.insert(1, "-+-".join("-" * width for width in widths))
+    if "grader" in results:
+        lines.append(f"prompt style: {results.get('prompt_style')}, grader: {results['grader']}")
+    for name, model in results["models"].items():
+        if model.get("headline") and model["headline"]["pass@1"]:
+            lines.append(f"headline {name}: pass@1 {_percent(model['headline']['pass@1'])} "
+                         f"({_headline_how(model['headline'])})")
+    for row in results.get("checkpoints", ()):
+        lines.append(f"checkpoint {row['step']}: pass@1 {100 * row['pass@1']:.1f} at T = {row['temperature']:g}"
+                     + ("  <- best (chosen on the problems it is scored on)" if row["best"] else ""))
     sandbox = results.get("sandbox", {})
     if sandbox and not sandbox.get("sandboxed", True):
         lines.append("WARNING: programs ran WITHOUT isolation (allow_unsandboxed=True)")
@@ -179,10 +265,20 @@ def best_temperature(results: Mapping, model: str) -> dict:
     return entry["temperatures"][key]
 
 
+def _compared(results: Mapping, model: str) -> dict:
+    """The entry compare() reads for `model`: its headline when the results hold one (T not
+    chosen on the problems it is scored on), else its best temperature, marked in-sample."""
+    entry = results["models"][model]
+    if entry.get("headline"):
+        return entry["headline"]
+    return {**best_temperature(results, model), "rule": "in-sample"}
+
+
 def compare(results: Mapping, base: str, ssd: str, seed: int = 0) -> dict:
-    """Best-temperature pass@1 of both models and the gain, with a 95% interval from a paired
-    bootstrap over problems (each problem's pass@1 difference at the two best temperatures)."""
-    base_best, ssd_best = best_temperature(results, base), best_temperature(results, ssd)
+    """Headline pass@1 of both models and the gain, with a 95% interval from a paired bootstrap
+    over the problems both were scored on (each problem's pass@1 difference at the two
+    temperatures). Without headlines, each model's best temperature, reported as in-sample."""
+    base_best, ssd_best = _compared(results, base), _compared(results, ssd)
     n_base, n_ssd = base_best["n"], ssd_best["n"]
     per_problem = []
     for problem, ssd_passes in ssd_best["per_problem_passes"].items():
@@ -190,8 +286,10 @@ def compare(results: Mapping, base: str, ssd: str, seed: int = 0) -> dict:
         per_problem.append(pass_at_k(n_ssd, ssd_passes, 1) - pass_at_k(n_base, base_passes, 1))
     low, high = bootstrap_ci(per_problem, seed=seed)
     return {
-        "base": {"model": base, "temperature": base_best["temperature"], "pass@1": base_best["pass@1"]},
-        "ssd": {"model": ssd, "temperature": ssd_best["temperature"], "pass@1": ssd_best["pass@1"]},
+        "base": {"model": base, "temperature": base_best["temperature"], "pass@1": base_best["pass@1"],
+                 "rule": base_best["rule"]},
+        "ssd": {"model": ssd, "temperature": ssd_best["temperature"], "pass@1": ssd_best["pass@1"],
+                "rule": ssd_best["rule"]},
         "gain": {"value": sum(per_problem) / len(per_problem), "ci95": [low, high]},
         "num_problems": len(per_problem),
     }
@@ -201,7 +299,11 @@ def format_comparison(summary: Mapping) -> str:
     def line(role: str) -> str:
         entry = summary[role]
         low, high = entry["pass@1"]["ci95"]
-        return (f"{role:>4} ({entry['model']}): best T = {entry['temperature']:g}, pass@1 = "
+        temperature = f"{entry['temperature']:g}"
+        how = {"fixed": f"T = {temperature} fixed in advance",
+               "split": f"T = {temperature} chosen on the other half of the problems"}.get(
+            entry.get("rule"), f"best T = {temperature}, chosen on the problems it is scored on")
+        return (f"{role:>4} ({entry['model']}): {how}, pass@1 = "
                 f"{100 * entry['pass@1']['value']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]")
 
     gain = summary["gain"]

@@ -5,9 +5,10 @@
 
 `batch_size` decode slots each hold one live sample at its own position. Every step decodes
 one token for every slot; a sample that finishes (end-of-sequence or stop token, stop string,
-token budget) frees its slot and pages at once, and the next waiting sample takes the slot.
-Its prompt is prefilled in chunks of `prefill_chunk` tokens between decode steps, so a long
-prompt never stalls the live slots for long.
+token budget: `max_new_tokens`, or prompt + response reaching `max_total_tokens` when given)
+frees its slot and pages at once, and the next waiting sample takes the slot. Its prompt is
+prefilled in chunks of `prefill_chunk` tokens between decode steps, so a long prompt never
+stalls the live slots for long.
 
 * Memory: a fixed pool of `kv_cache_pages` pages of `page_size` tokens per cache replica (or as
   many as fit in `kv_cache_gb` per device; neither: enough for every slot at the run's longest
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import sys
 import time
 from collections.abc import Iterator, Sequence
 
@@ -161,6 +163,7 @@ class Sampler:
         kv_cache_pages: int = 0,
         kv_cache_gb: float = 0.0,
         prefill_chunk: int = 256,
+        max_total_tokens: int | None = None,
     ):
         for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size),
                             ("page_size", page_size), ("prefill_chunk", prefill_chunk)):
@@ -176,7 +179,8 @@ class Sampler:
             raise ConfigError(f"batch_size {batch_size} must be a multiple of the mesh's data × fsdp size ({replicas})")
         self.model = loaded_model.model
         self.tokenizer = loaded_model.tokenizer
-        self.context = loaded_model.config.max_position_embeddings
+        # Tokens per sequence, prompt + response: the model's context, or `max_total_tokens` if smaller.
+        self.context = min(loaded_model.config.max_position_embeddings, max_total_tokens or sys.maxsize)
         self.max_new_tokens, self.batch_size, self.seed = max_new_tokens, batch_size, seed
         self.replicas, self.slots = replicas, batch_size // replicas
         self.page_size, self.prefill_chunk = page_size, prefill_chunk
@@ -235,8 +239,8 @@ class Sampler:
                 token_ids = self.prompt_token_ids(request.prompt_text)
                 if not self.fits(len(token_ids)):
                     raise PromptTooLongError(
-                        f"prompt {request.prompt_id!r} has {len(token_ids)} tokens; the model's context holds "
-                        f"{self.context}, so at most {self.context - 1} prompt tokens leave room to generate")
+                        f"prompt {request.prompt_id!r} has {len(token_ids)} tokens; the context (the model's, or "
+                        f"max_total_tokens if smaller) holds {self.context}, so at most {self.context - 1} prompt tokens leave room to generate")
                 prompts[key] = _Prompt(token_ids)
             prompt = prompts[key]
             prompt.waiting += 1

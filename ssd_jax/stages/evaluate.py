@@ -4,9 +4,16 @@ Fields read once (configs/base.py documents them): `workdir`, `model` (the base 
 "base", sampling with `eval.base_top_k/base_top_p`; -1 = the grid's), `seed`, `dtype`,
 `sampling.model_parallel` and the `eval` section: `include_base`, `include_ssd` (this run's
 `<workdir>/train/final`, named "ssd"), `models` (extra `ref` or `name=ref`), `benchmark.*`,
-`temperatures`, `top_k`, `top_p`, `n_samples`, `max_new_tokens`, `batch_size`,
-`system_message` (None = LiveCodeBench's, "" = none), `workers`, `allow_unsandboxed`,
-`model_parallel` (0 = sampling's), `grading.*`, and the optional `rescore`, `chunk_size`.
+`temperatures`, `top_k`, `top_p`, `n_samples`, `max_new_tokens`, `max_total_tokens` (prompt +
+response, 0 = the model's context), `batch_size`, `prompt_style` (livecodebench | ml-ssd),
+`system_message` (livecodebench style: None = LiveCodeBench's, "" = none),
+`chat_template_kwargs`, `grader` (robust | livecodebench: how stdin programs run, inside the
+sandbox either way), `checkpoints` (final | all: also `ssd@<step>` for every checkpoint model
+`train.checkpoint_models` exported), `headline` (split | fixed) with `headline_temperature` and
+`base_headline_temperature`, `workers`, `allow_unsandboxed`, `model_parallel` (0 = sampling's),
+`grading.*`, `rescore` and `chunk_size`. Prompt style, system message, token budgets and
+chat-template arguments are part of each model's identity (the key its samples are stored
+under); verdicts record their grader, and a store graded by another one is refused.
 
 On a pod, process `i` of `n` takes `problems[i::n]` (the shares may differ by one problem),
 samples them on its own devices (a process-local mesh, as the sample stage does), grades them
@@ -18,13 +25,18 @@ per temperature (`<workdir>/eval/`).
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import jax
+from absl import logging
 
+from ssd_jax.checkpoints.orbax import is_model_dir
 from ssd_jax.errors import ConfigError, InputError
 from ssd_jax.evaluation.evaluator import (
+    BASE_NAME,
+    SSD_NAME,
     SYSTEM_MESSAGE_GENERIC,
     EvalSettings,
     GenerateFn,
@@ -44,7 +56,7 @@ from ssd_jax.stages.sample import process_local_mesh
 from ssd_jax.workdir import Workdir
 
 NAME = "evaluate"
-BASE_NAME, SSD_NAME = "base", "ssd"
+CHECKPOINT_CHOICES = ("final", "all")
 FINGERPRINT = ("model", "seed", "dtype", "eval")
 EXECUTION_ONLY = ("eval.batch_size", "eval.workers", "eval.model_parallel", "eval.chunk_size", "eval.rescore")
 # config.eval.grading's names of the Limits fields whose meaning grading narrows (the rest are the same).
@@ -77,18 +89,31 @@ def settings_from_config(config: Mapping) -> EvalSettings:
         temperatures=temperatures, top_k=int(section["top_k"]), top_p=float(section["top_p"]),
         n_samples=int(section["n_samples"]),
         system_message=SYSTEM_MESSAGE_GENERIC if system_message is None else (system_message or None),
+        prompt_style=str(section["prompt_style"]), grader=str(section["grader"]),
         grading=Limits(**grading), workers=int(section["workers"]) or None,
         allow_unsandboxed=bool(section["allow_unsandboxed"]),
         chunk_size=int(section["chunk_size"]), rescore=bool(section["rescore"]),
-        seed=int(config["seed"]),
-        generation=(("max_new_tokens", int(section["max_new_tokens"])), ("dtype", str(config["dtype"]))),
+        seed=int(config["seed"]), headline=str(section["headline"]),
+        headline_temperature=float(section["headline_temperature"]),
+        base_headline_temperature=float(section["base_headline_temperature"]),
+        generation=(("max_new_tokens", int(section["max_new_tokens"])), ("dtype", str(config["dtype"])),
+                    ("max_total_tokens", int(section["max_total_tokens"])),
+                    ("chat_template_kwargs", json.dumps(_template_kwargs(config), sort_keys=True))),
     )
 
 
+def _template_kwargs(config: Mapping) -> dict[str, Any]:
+    kwargs = config["eval"]["chat_template_kwargs"]
+    return dict(kwargs.to_dict() if hasattr(kwargs, "to_dict") else kwargs)
+
+
 def models_from_config(config: Mapping) -> list[ModelSpec]:
-    """base (if include_base), ssd (if include_ssd: the trained `<workdir>/train/final`), extras;
-    distinct names; the one named `base` samples with base_top_k/base_top_p."""
+    """base (if include_base), ssd (if include_ssd: the trained `<workdir>/train/final`, and with
+    eval.checkpoints="all" `ssd@<step>` for every exported checkpoint model), extras; distinct
+    names; the one named `base` samples with base_top_k/base_top_p."""
     section, workdir = config["eval"], Workdir(config["workdir"])
+    if section["checkpoints"] not in CHECKPOINT_CHOICES:
+        raise ConfigError(f"config.eval.checkpoints={section['checkpoints']!r}: choose one of {CHECKPOINT_CHOICES}")
     models = []
     if section["include_base"]:
         if not config["model"]:
@@ -101,6 +126,9 @@ def models_from_config(config: Mapping) -> list[ModelSpec]:
                              f"(launch/train.py) or set --config.eval.include_ssd=False")
         provenance = ";".join(f"{k}={v}" for k, v in sorted(train.fingerprint(config).items()))
         models.append(ModelSpec(SSD_NAME, str(final), provenance=provenance))
+        if section["checkpoints"] == "all":
+            models += [ModelSpec(f"{SSD_NAME}@{step}", str(workdir.checkpoint_model(step)), provenance=provenance)
+                       for step in checkpoint_steps(workdir)]
     models += [ModelSpec.parse(str(ref)) for ref in section["models"]]
     if not models:
         raise ConfigError("nothing to evaluate: set eval.include_base, eval.include_ssd or eval.models")
@@ -110,6 +138,21 @@ def models_from_config(config: Mapping) -> list[ModelSpec]:
     top_k, top_p = int(section["base_top_k"]), float(section["base_top_p"])
     return [dataclasses.replace(m, top_k=top_k if top_k >= 0 else m.top_k, top_p=top_p if top_p >= 0 else m.top_p)
             if m.name == BASE_NAME else m for m in models]
+
+
+def checkpoint_steps(workdir: Workdir) -> list[int]:
+    """The steps whose checkpoint model the trainer exported (`train.checkpoint_models`), in
+    order; an export left incomplete (no model marker) is skipped with a warning."""
+    directory = workdir.checkpoint_models
+    steps = sorted(int(path.name[len("step_"):]) for path in (directory.iterdir() if directory.exists() else ())
+                   if path.name.startswith("step_") and path.name[len("step_"):].isdigit())
+    complete = [step for step in steps if is_model_dir(str(workdir.checkpoint_model(step)))]
+    for step in sorted(set(steps) - set(complete)):
+        logging.warning("skipping %s: its export did not finish (no model marker)", workdir.checkpoint_model(step))
+    if not complete:
+        raise InputError(f"config.eval.checkpoints='all' but {directory} holds no checkpoint models: train with "
+                         "config.train.checkpoint_models=True, or set config.eval.checkpoints='final'")
+    return complete
 
 
 def _benchmark(config: Mapping):
@@ -143,7 +186,8 @@ def run(config: Mapping, generate_fn: GenerateFn | None = None) -> dict[str, Any
         generate_fn = sampler_generate_fn(
             max_new_tokens=int(section["max_new_tokens"]), batch_size=int(section["batch_size"]),
             seed=settings.seed, dtype=str(config["dtype"]),
-            mesh=process_local_mesh(model_parallel, "config.eval.model_parallel"))
+            mesh=process_local_mesh(model_parallel, "config.eval.model_parallel"),
+            max_total_tokens=int(section["max_total_tokens"]) or None, chat_template_kwargs=_template_kwargs(config))
     share = problems[jax.process_index()::jax.process_count()]
     evaluate_share(workdir.eval_share(jax.process_index()), models, share, settings, generate_fn, isolation)
     barrier("ssd_jax evaluation shares graded")

@@ -1,4 +1,6 @@
-"""Stage `report`: base vs SSD, each at its best evaluation temperature, with a paired interval.
+"""Stage `report`: base vs SSD, each at its headline pass@1 (`eval.headline`: a temperature fixed
+in advance, or chosen on the other half of the problems), with a paired interval over the
+problems both were scored on.
 
 Reads `<workdir>/eval/results.json` and writes `<workdir>/ssd_report.json` (process 0). Needs
 both `eval.include_base` and `eval.include_ssd`; otherwise there is nothing to compare and the

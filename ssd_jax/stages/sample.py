@@ -1,20 +1,20 @@
 """Stage `sample` (SSD stage 1): prompts → chat-rendered prompts → N samples each → shards.
 
 Fields read (configs/base.py documents them): `workdir`, `model`, `seed`, `dtype`,
-`param_dtype`, `prompts.{source, path, limit, require_passed, system_message}` and
-`sampling.{temperature, top_k, top_p, n_samples, max_new_tokens, batch_size, stop_strings,
-stop_token_ids, page_size, kv_cache_pages, kv_cache_gb, prefill_chunk, model_parallel}`. Records
-go to `<workdir>/samples/` (`data.records`), local or gs://. The outputs depend on `FINGERPRINT`
-(less `EXECUTION_ONLY`); a half-finished stage resumed with other values of those fields is
-refused (`ssd_jax.stages.common`).
+`param_dtype`, `prompts.{source, path, limit, require_passed, system_message, chat_template_kwargs}`
+and `sampling.{temperature, top_k, top_p, n_samples, max_new_tokens, max_total_tokens, batch_size,
+stop_strings, stop_token_ids, page_size, kv_cache_pages, kv_cache_gb, prefill_chunk, model_parallel}`.
+Records go to `<workdir>/samples/` (`data.records`), local or gs://. The outputs depend on
+`FINGERPRINT` (less `EXECUTION_ONLY`); a half-finished stage resumed with other values of those
+fields is refused (`ssd_jax.stages.common`).
 
 * Resumable: the (prompt id, sample index) pairs already in the shard directory are skipped,
   and records are written a batch at a time, so a killed job loses at most the batches since
   its last complete chunk and a rerun writes exactly the missing records.
 * Multi-process (a TPU pod): process `i` of `n` samples `prompts[i::n]` on its own devices
   (a process-local mesh; no collectives while decoding) and writes its own shard name.
-* A prompt that leaves no room for a new token in the model's context is skipped, counted and
-  logged; it is never truncated.
+* A prompt that leaves no room for a new token in the context (the model's, or
+  `sampling.max_total_tokens` if smaller) is skipped, counted and logged; it is never truncated.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import collections
 import dataclasses
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 from absl import logging
@@ -85,20 +86,22 @@ def process_local_mesh(model_parallel: int, field: str = "config.sampling.model_
     return make_mesh(data=-1, fsdp=1, model=model_parallel, devices=devices)
 
 
-def _render(problems: list[Problem], loaded, sampler: Sampler, system_message: str) -> tuple[list[_Prompt], int]:
-    """Chat-rendered prompts that fit the context, and the number that did not."""
+def _render(problems: list[Problem], loaded, sampler: Sampler, system_message: str,
+            template_kwargs: Mapping[str, Any]) -> tuple[list[_Prompt], int]:
+    """Chat-rendered prompts (`template_kwargs` passed to the template) that fit the context, and
+    the number that did not."""
     if loaded.chat_template is None:
         raise InputError(f"model {loaded.ref!r} has no chat template; sampling renders prompts with it")
     fitting, too_long = [], 0
     for problem in problems:
         messages = problem_messages(problem, system_message or None)
-        text = loaded.chat_template.render(messages, add_generation_prompt=True)
+        text = loaded.chat_template.render(messages, add_generation_prompt=True, **template_kwargs)
         length = len(sampler.prompt_token_ids(text))
         if sampler.fits(length):
             fitting.append(_Prompt(problem, messages, text))
         else:
             too_long += 1
-            logging.warning("skipping prompt %r: %d tokens leave no room in the model's %d-token context",
+            logging.warning("skipping prompt %r: %d tokens leave no room in the %d-token context",
                             problem.id, length, sampler.context)
     return fitting, too_long
 
@@ -124,12 +127,14 @@ def run(config: Mapping) -> SamplingSummary:
     sampler = Sampler(loaded, max_new_tokens=int(s.max_new_tokens), batch_size=int(s.batch_size),
                       seed=int(config.seed), stop_token_ids=tuple(s.stop_token_ids), stop_strings=tuple(s.stop_strings),
                       page_size=int(s.page_size), kv_cache_pages=int(s.kv_cache_pages),
-                      kv_cache_gb=float(s.kv_cache_gb), prefill_chunk=int(s.prefill_chunk))
-    prompts, too_long = _render(problems, loaded, sampler, config.prompts.system_message)
+                      kv_cache_gb=float(s.kv_cache_gb), prefill_chunk=int(s.prefill_chunk),
+                      max_total_tokens=int(s.max_total_tokens) or None)
+    prompts, too_long = _render(problems, loaded, sampler, config.prompts.system_message,
+                                dict(config.prompts.chat_template_kwargs))
     if problems and not prompts:
         raise InputError(
-            f"none of the {len(problems)} prompts fits the model's {sampler.context}-token context; "
-            "check config.prompts and config.model"
+            f"none of the {len(problems)} prompts fits the {sampler.context}-token context; "
+            "check config.prompts, config.model and config.sampling.max_total_tokens"
         )
     directory = Workdir(config.workdir).samples
     with ShardWriter(directory, process_shard_name(jax.process_index()), chunk_size=sampler.batch_size) as writer:

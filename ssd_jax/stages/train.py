@@ -19,10 +19,13 @@ from ssd_jax.training.settings import TrainSettings
 from ssd_jax.training.trainer import train
 
 NAME = "train"
-FINGERPRINT = ("model", "seed", "dtype", "param_dtype", "data", "train")
-# How fast or how often, never what is computed: these may change between restarts.
-EXECUTION_ONLY = ("data.read_threads", "train.micro_batch", "train.remat", "train.attention", "train.checkpoint_every",
-                  "train.keep_checkpoints", "train.async_checkpointing", "train.log_every")
+# The chat-template arguments render the training rows from the samples' messages.
+FINGERPRINT = ("model", "seed", "dtype", "param_dtype", "data", "train", "prompts.chat_template_kwargs")
+# How fast or how often, never what is computed: these may change between restarts. (Packed
+# rows hold the same examples per step; checkpoint models are exports beside the checkpoints.)
+EXECUTION_ONLY = ("data.read_threads", "data.packed_rows", "train.micro_batch", "train.remat", "train.attention",
+                  "train.checkpoint_every", "train.keep_checkpoints", "train.async_checkpointing", "train.log_every",
+                  "train.checkpoint_models")
 
 
 class Preempted(SsdJaxError):

@@ -1,7 +1,8 @@
 """Everything a training run reads from its config, read once, with the files it writes.
 
 The files live in the run's work directory (`ssd_jax.workdir.Workdir`: `train/checkpoints/`,
-`train/metrics.jsonl` with TensorBoard events beside it, `train/final/`), local or `gs://`.
+`train/metrics.jsonl` with TensorBoard events beside it, `train/final/`, and with
+`train.checkpoint_models` `train/models/step_<N>/`), local or `gs://`.
 Every field comes from the config (configs/base.py holds the defaults); none is defaulted here.
 """
 
@@ -37,6 +38,7 @@ class TrainSettings:
     keep_checkpoints: int
     async_checkpointing: bool
     log_every: int
+    checkpoint_models: bool  # also export each checkpoint's model (Workdir.checkpoint_model)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
@@ -54,8 +56,10 @@ class TrainSettings:
             data=DataSettings(
                 samples_dir=str(data["samples_dir"] or workdir.samples), filter=data["filter"],
                 shortest_percent=float(data["shortest_percent"]), max_length=int(data["max_length"]),
-                overlong=data["overlong"], pack=bool(data["pack"]), epochs=int(data["epochs"]),
-                read_threads=int(data["read_threads"]),
+                overlong=data["overlong"], pack=bool(data["pack"]), packed_rows=int(data["packed_rows"]),
+                truncated=str(data["truncated"]),
+                chat_template_kwargs=dict(config["prompts"]["chat_template_kwargs"]),
+                epochs=int(data["epochs"]), read_threads=int(data["read_threads"]),
             ),
             optimizer=OptimizerSettings(
                 steps=int(train["steps"]), peak_learning_rate=float(train["peak_learning_rate"]),
@@ -71,6 +75,7 @@ class TrainSettings:
             keep_checkpoints=int(train["keep_checkpoints"]),
             async_checkpointing=bool(train["async_checkpointing"]),
             log_every=max(int(train["log_every"]), 1),
+            checkpoint_models=bool(train["checkpoint_models"]),
         )
         settings.validate_batch(jax.process_count())
         return settings
@@ -102,10 +107,10 @@ class TrainSettings:
 
     def fingerprint(self) -> dict[str, Any]:
         """The config fields that decide what the run computes, named as in the config; a
-        checkpoint resumes only under equal ones. (Mesh, micro-batch, remat, checkpoint cadence
-        and reader threads may change between restarts.)"""
+        checkpoint resumes only under equal ones. (Mesh, micro-batch, packed rows, remat,
+        checkpoint cadence and reader threads may change between restarts.)"""
         data = dataclasses.asdict(self.data)
-        for free in ("read_threads", "samples_dir"):
+        for free in ("read_threads", "samples_dir", "packed_rows"):
             data.pop(free)
         return {
             "model": self.model, "seed": self.seed, "dtype": self.dtype, "param_dtype": self.param_dtype,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from typing import Any
 
@@ -20,7 +21,7 @@ from flax import nnx
 from ssd_jax.checkpoints.load import LoadedModel, load_model
 from ssd_jax.checkpoints.orbax import is_model_dir, save_model
 from ssd_jax.data.examples import ExampleTokenizer
-from ssd_jax.data.pipeline import prepare_data, training_batches
+from ssd_jax.data.pipeline import prepare_data, rows_per_micro_batch, training_batches
 from ssd_jax.errors import ConfigError
 from ssd_jax.parallel import batch_shards, make_mesh
 from ssd_jax.training import state
@@ -62,7 +63,7 @@ def train(settings: TrainSettings) -> TrainResult:
         settings.model, dtype=settings.dtype, param_dtype=settings.param_dtype, mesh=mesh, remat=settings.remat,
         attention=settings.attention,
     )
-    examples = ExampleTokenizer(loaded.tokenizer, loaded.chat_template)
+    examples = ExampleTokenizer(loaded.tokenizer, loaded.chat_template, settings.data.chat_template_kwargs)
     prepared = prepare_data(settings.data, examples)
     fingerprint = {
         **settings.fingerprint(),
@@ -89,8 +90,20 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
     optimizer = make_optimizer(settings.optimizer, weight_decay_mask(loaded.model))
     param_shardings = state.param_shardings(loaded.model, mesh)
     opt_shardings = state.opt_state_shardings(optimizer, params, param_shardings, mesh)
+    rows = rows_per_micro_batch(
+        prepared, settings.data, seed=settings.seed, examples_per_step=settings.global_batch,
+        accumulation=settings.accumulation, steps=settings.optimizer.steps,
+        row_multiple=math.lcm(jax.process_count(), mesh.shape["data"] * mesh.shape["fsdp"]),
+    )
+    logger.info(
+        "%d examples per step in %d × %d rows of %d tokens: %.2f passes over the %d examples in %d steps",
+        settings.global_batch, settings.accumulation, rows, settings.data.max_length,
+        settings.optimizer.steps * settings.global_batch / len(prepared.indices), len(prepared.indices),
+        settings.optimizer.steps,
+    )
     data_iterator = iter(training_batches(
-        prepared, settings.data, examples, seed=settings.seed, rows=settings.global_batch, accumulation=settings.accumulation,
+        prepared, settings.data, examples, seed=settings.seed, examples_per_step=settings.global_batch,
+        accumulation=settings.accumulation, rows=rows,
         process_index=jax.process_index(), process_count=jax.process_count(),
     ))
     step = checkpoints.latest_step or 0
@@ -102,7 +115,7 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
         )
     else:
         opt_state = state.init_opt_state(optimizer, params, opt_shardings)
-    shape = (settings.accumulation, settings.micro_batch, settings.data.max_length)
+    shape = (settings.accumulation, rows, settings.data.max_length)
     batch_shardings = state.batch_shardings(
         {name: shape for name in ("inputs", "targets", "weights", "segment_ids", "positions")}, mesh
     )
@@ -137,6 +150,8 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
                     checkpoints.save(step, params, opt_state, data_iterator)
                     log.flush()
                     saved_step = step
+                    if settings.checkpoint_models and step < total_steps:  # the last one is final/
+                        _save(nnx.merge(graphdef, params), loaded, paths.checkpoint_model(step))
         if saved_step != step:
             checkpoints.save(step, params, opt_state, data_iterator)
         checkpoints.wait()
@@ -145,10 +160,16 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
     if status == "preempted":
         logger.warning("stopped by SIGTERM after step %d; the checkpoint is saved, rerun to resume", step)
         return TrainResult(status, step, None, str(paths.metrics))
-    final = str(paths.final_model)
-    save_model(nnx.merge(graphdef, params), final, tokenizer=loaded.tokenizer, chat_template=loaded.chat_template)
-    logger.info("final model saved to %s", final)
+    final = _save(nnx.merge(graphdef, params), loaded, paths.final_model)
     return TrainResult(status, step, final, str(paths.metrics))
+
+
+def _save(model: nnx.Module, loaded: LoadedModel, directory) -> str:
+    """Writes `model` with the base model's tokenizer and chat template as an ssd-jax model directory."""
+    directory = str(directory)
+    save_model(model, directory, tokenizer=loaded.tokenizer, chat_template=loaded.chat_template)
+    logger.info("model saved to %s", directory)
+    return directory
 
 
 def _metrics_line(step: int, values: dict[str, Any], learning_rate: float, seconds: float,

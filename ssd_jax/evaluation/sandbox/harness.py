@@ -21,9 +21,15 @@ Operations:
   ends as the child ended (same exit status, or the same signal).
 - `load`, then `test` repeatedly: grade one sample. The evaluator sends one test at a time
   (input or arguments only, never expected outputs); the child runs the program from scratch,
-  then the test. A stdin test gets its input as a real file descriptor 0 (so `input()`,
-  `sys.stdin.buffer`, `readlines()`, `open(0)` and `os.read(0, ...)` all work) and its output
-  captured from `sys.stdout` up to a size cap; a functional test calls the function and
+  then the test. With the `robust` runner a stdin test gets its input as a real file
+  descriptor 0 (so `input()`, `sys.stdin.buffer`, `readlines()`, `open(0)` and
+  `os.read(0, ...)` all work) and its output captured from `sys.stdout` up to a size cap. With
+  the `livecodebench` runner a stdin program runs as LiveCodeBench's runner
+  (`lcb_runner/evaluation/testing_util.py`) runs it: a trailing `if __name__ == '__main__':`
+  block is unwrapped, every statement but the imports moves into `wrapped_function()`, the
+  module runs as `tmp_sol`, and the function is called with `sys.stdin` a `StringIO` of the
+  input (`open`, `sys.stdin.readline/readlines/read` patched as it patches them, file
+  descriptor 0 empty as in its worker processes) and `sys.stdout` a `StringIO`; a functional test calls the function and
   reports its return value as JSON; a `calls` test (HumanEval) calls the entry point on each
   recorded argument list and reports each return value as a Python literal of plain data; a
   `check` test runs the data set's own check after the program.
@@ -63,6 +69,19 @@ class CappedBytes(io.BytesIO):
         if self.tell() + len(data) > self.cap:
             raise OutputLimitExceeded(f"output exceeds {self.cap} bytes")
         return super().write(data)
+
+
+class CappedText(io.StringIO):
+    """A StringIO that refuses to grow past `cap` characters (LiveCodeBench captures into a StringIO)."""
+
+    def __init__(self, cap):
+        super().__init__()
+        self.cap = cap
+
+    def write(self, text):
+        if self.tell() + len(text) > self.cap:
+            raise OutputLimitExceeded(f"output exceeds {self.cap} characters")
+        return super().write(text)
 
 
 class Channel:
@@ -359,9 +378,11 @@ class Grader:
         self.kind = command["kind"]
         self.output_cap = command["max_output_bytes"]
         self.func_name = command.get("func_name")
+        self.lcb_stdin = command.get("runner") == "livecodebench" and self.kind == "stdin"
         prelude = command.get("prelude", "")
         self.prelude = compile(prelude, "<prelude>", "exec")
-        self.code = compile(command["code"], "<solution>", "exec")
+        source = lcb_wrapped_program(command["code"]) if self.lcb_stdin else command["code"]
+        self.code = compile(source, "<solution>", "exec")
         exec(self.prelude, {"__name__": "prelude"})  # trusted (the evaluator's); warms the imports children share
 
     def run_test(self, command):
@@ -375,6 +396,8 @@ class Grader:
     def _child(self, report_fd, command):
         """Runs in the child: the program, then the test; writes the report, returns the exit status."""
         os._exit = raise_system_exit
+        if self.lcb_stdin:
+            return self._lcb_stdin_child(report_fd, command.get("input", ""))
         set_stdin(command.get("input", "").encode("utf-8", "surrogateescape"))
         stream, captured = capture_stdout(self.output_cap)
         threads_before = live_threads()
@@ -406,6 +429,27 @@ class Grader:
         write_report(report_fd, report)
         return status
 
+    def _lcb_stdin_child(self, report_fd, inputs):
+        """A stdin test as LiveCodeBench's `grade_stdio` runs it (see the module docstring)."""
+        set_stdin(b"")  # fd 0 and the real sys.stdin: empty, like a multiprocessing worker's /dev/null
+        captured = sys.stdout = CappedText(self.output_cap)
+        report, status = {}, EXIT_DONE
+        try:
+            namespace = {"__name__": "tmp_sol", "__builtins__": builtins}
+            exec(self.prelude, namespace)
+            exec(self.code, namespace)
+            lcb_call_method(namespace["wrapped_function"], inputs)
+        except MemoryError as error:
+            status, report["error"] = EXIT_MEMORY, short_traceback(error)
+        except OutputLimitExceeded as error:
+            status, report["error"] = EXIT_OUTPUT_LIMIT, str(error)
+        except BaseException as error:
+            status, report["error"] = EXIT_RAISED, short_traceback(error)
+        sys.stdout = sys.__stdout__
+        report["output"] = captured.getvalue()
+        write_report(report_fd, report)
+        return status
+
     def _run_module(self, exit_is_normal):
         namespace = {"__name__": "__main__", "__builtins__": builtins}
         exec(self.prelude, namespace)
@@ -428,6 +472,53 @@ class Grader:
         if callable(namespace.get(self.func_name)):
             return namespace[self.func_name]
         raise NameError(f"no class Solution and no function {self.func_name!r} defined")
+
+
+def lcb_wrapped_program(code):
+    """LiveCodeBench's `clean_if_name` then `make_function` (its import prelude comes separately):
+    imports stay at module level, every other statement becomes the body of `wrapped_function`.
+    Code that does not parse is returned unchanged, as there (compiling it then fails)."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+        last = tree.body[-1]
+        if isinstance(last, ast.If) and ast.unparse(last.test).strip() == "__name__ == '__main__'":
+            code = ast.unparse(tree.body[:-1]) + "\n" + ast.unparse(last.body)
+    except Exception:
+        pass
+    try:
+        tree = ast.parse(code)
+        imports = [stmt for stmt in tree.body if isinstance(stmt, (ast.Import, ast.ImportFrom))]
+        others = [stmt for stmt in tree.body if not isinstance(stmt, (ast.Import, ast.ImportFrom))]
+        function = ast.FunctionDef(
+            name="wrapped_function",
+            args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
+            body=others, decorator_list=[], lineno=-1,
+        )
+        return ast.unparse(imports) + "\n" + ast.unparse(function)
+    except Exception:
+        return code
+
+
+def lcb_call_method(method, inputs):
+    """LiveCodeBench's `call_method`: the same patches, applied in the same order."""
+    from unittest.mock import mock_open, patch
+
+    lines = iter(inputs.split("\n"))
+
+    @patch("builtins.open", mock_open(read_data=inputs))
+    @patch("sys.stdin", io.StringIO(inputs))
+    @patch("sys.stdin.readline", lambda *args: next(lines))
+    @patch("sys.stdin.readlines", lambda *args: inputs.split("\n"))
+    @patch("sys.stdin.read", lambda *args: inputs)
+    def inner(_method):
+        try:
+            return _method()
+        except SystemExit:
+            pass
+
+    return inner(method)
 
 
 def json_value(value):
