@@ -4,7 +4,6 @@ sweep report prints T_eff = T_train · T_eval beside each pass@1."""
 
 import json
 
-
 from ssd_jax import sweeps
 
 SWEEP = "configs/sweeps/t_train_x_t_eval.py"

@@ -15,6 +15,8 @@ functions here see one device's experts.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 from typing import NamedTuple
 
@@ -64,6 +66,40 @@ def clamped_swiglu(gate: jax.Array, up: jax.Array, limit: float, alpha: float) -
     return (up + 1) * gate * jax.nn.sigmoid(gate * alpha)
 
 
+_REPLICA_VMAP = contextvars.ContextVar("replica_vmap", default=False)
+
+
+@contextlib.contextmanager
+def under_replica_vmap():
+    """Marks code traced under the sampler's vmap over its cache replicas. `ragged_dot` has no
+    batching rule for that case in this JAX version, so there the grouped matmuls run one replica
+    after another (`lax.map`). Inference only: no reverse-mode derivative goes through it."""
+    token = _REPLICA_VMAP.set(True)
+    try:
+        yield
+    finally:
+        _REPLICA_VMAP.reset(token)
+
+
+@jax.custom_batching.custom_vmap
+def _replica_mapped_ragged_dot(lhs: jax.Array, rhs: jax.Array, group_sizes: jax.Array) -> jax.Array:
+    return jax.lax.ragged_dot(lhs, rhs, group_sizes)
+
+
+@_replica_mapped_ragged_dot.def_vmap
+def _ragged_dot_over_replicas(axis_size, in_batched, lhs, rhs, group_sizes):
+    def batched(x, is_batched):
+        return x if is_batched else jnp.broadcast_to(x, (axis_size, *x.shape))
+
+    args = tuple(batched(x, b) for x, b in zip((lhs, rhs, group_sizes), in_batched))
+    return jax.lax.map(lambda a: _replica_mapped_ragged_dot(*a), args), True
+
+
+def _ragged_dot(lhs: jax.Array, rhs: jax.Array, group_sizes: jax.Array) -> jax.Array:
+    dot = _replica_mapped_ragged_dot if _REPLICA_VMAP.get() else jax.lax.ragged_dot
+    return dot(lhs, rhs, group_sizes)
+
+
 def grouped_experts(
     x: jax.Array, experts: jax.Array, weights: jax.Array, gate: jax.Array, up: jax.Array, down: jax.Array,
     first_expert: jax.Array | int = 0, activation=swiglu, gate_bias: jax.Array | None = None,
@@ -84,12 +120,12 @@ def grouped_experts(
     rows = order // top_k
     group_sizes = jnp.sum(local[:, None] == jnp.arange(held), axis=0, dtype=jnp.int32)
     routed = x[rows]
-    gate_out, up_out = jax.lax.ragged_dot(routed, gate, group_sizes), jax.lax.ragged_dot(routed, up, group_sizes)
+    gate_out, up_out = _ragged_dot(routed, gate, group_sizes), _ragged_dot(routed, up, group_sizes)
     if gate_bias is not None:
         expert_of_row = jnp.minimum(local[order], held - 1)
         gate_out, up_out = gate_out + gate_bias[expert_of_row], up_out + up_bias[expert_of_row]
     hidden = activation(gate_out, up_out)
-    out = jax.lax.ragged_dot(hidden.astype(x.dtype), down, group_sizes)
+    out = _ragged_dot(hidden.astype(x.dtype), down, group_sizes)
     combine = jnp.where(mine, weights.reshape(-1), 0).astype(out.dtype)[order]
     out = jnp.where(mine[order][:, None], out * combine[:, None], 0)
     return jnp.zeros((num_tokens, x.shape[-1]), out.dtype).at[rows].add(out).astype(x.dtype)

@@ -27,6 +27,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from ssd_jax.models import moe
 from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.kv_cache import PAGED_AXES, PagedKVCache, paged_attention, pallas_paged_attention
 from ssd_jax.models.transformer import Transformer
@@ -102,11 +103,11 @@ def jitted_programs(graphdef: nnx.GraphDef, param_treedef, param_leaves: tuple, 
     mesh = rows.mesh.abstract_mesh  # in context while tracing: mixture-of-experts layers shard_map over it
 
     def decode(params, layer_params, cache, inputs, page_table, seed):
-        with jax.sharding.use_abstract_mesh(mesh):
+        with jax.sharding.use_abstract_mesh(mesh), moe.under_replica_vmap():
             return _decode(params, layer_params, cache, inputs, page_table, seed)
 
     def prefill(params, layer_params, cache, tokens, kv_len, q_len, page_table):
-        with jax.sharding.use_abstract_mesh(mesh):
+        with jax.sharding.use_abstract_mesh(mesh), moe.under_replica_vmap():
             return _prefill(params, layer_params, cache, tokens, kv_len, q_len, page_table)
 
     def _decode(params, layer_params, cache, inputs, page_table, seed):
