@@ -132,3 +132,29 @@ def test_analysis_of_a_tiny_model_matches_brute_force_and_the_sharded_run(tiny):
     again = diagnostics.analyze([("base", "tiny-random")], lambda ref: sharded, contexts, settings)["models"]["base"]
     np.testing.assert_allclose(again["truncated_entropy"], result["truncated_entropy"], rtol=1e-5)
     np.testing.assert_allclose(again["surviving_tokens"], result["surviving_tokens"], rtol=1e-6)
+
+
+def test_launcher_writes_json_and_plots(tmp_path):
+    import subprocess
+    import sys
+
+    samples = tmp_path / "samples.jsonl"
+    with samples.open("w") as f:
+        for i in range(3):
+            f.write(json.dumps({"id": str(i), "prompt_text": f"prompt {i}", "completion": "x = 1\nprint(x)"}) + "\n")
+    config = tmp_path / "config.py"
+    config.write_text(
+        "from configs import base\n\n\ndef get_config():\n    c = base.get_config()\n"
+        "    c.analysis.models = ('base=tiny-random', 'again=tiny-random')\n"
+        f"    c.analysis.samples = {str(samples)!r}\n    c.analysis.out_dir = {str(tmp_path / 'out')!r}\n"
+        "    c.analysis.batch_size = 1\n    c.analysis.temperatures = (0.5, 1.0)\n    return c\n")
+    run = subprocess.run([sys.executable, "launch/analyze.py", f"--config={config}"], capture_output=True, text=True,
+                         env={**__import__("os").environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "analysis.json").read_text())
+    assert list(result["models"]) == ["base", "again"]
+    assert result["changes"]["again"]["lock"]["top1"] in (None, 0.0)  # the same model twice changes nothing
+    for name in ("cumulative_mass.png", "surviving_tokens.png", "truncated_entropy.png",
+                 "entropy_by_top20_mass.png", "lock_fork.png"):
+        assert (tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG"
+    assert "again vs base" in run.stdout
