@@ -49,6 +49,7 @@ class BatchRow:
     top_k: int
     top_p: float
     budget: int  # most new tokens this row may draw
+    adaptive: float = 0.0  # adaptive-temperature strength, 0 = off
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,5 +101,6 @@ def build_batch(rows: Sequence[BatchRow], batch_size: int, bucket: int, max_new_
         top_p=per_row([row.top_p for row in rows], np.float32, 1.0),
         id_words=id_words,
         sample_index=per_row([row.sample_index for row in rows], np.int32, 0),
+        adaptive=per_row([row.adaptive for row in rows], np.float32, 0.0),
     )
     return HostBatch(tokens[:, :-1], positions[:, :-1], key_mask, inputs, len(rows))

@@ -44,6 +44,7 @@ class DecodeInputs(NamedTuple):
     top_p: jax.Array  # float32, 1.0 = off
     id_words: jax.Array  # uint32 [B, 2]: hash of the prompt id (keys.prompt_id_words)
     sample_index: jax.Array  # int32
+    adaptive: jax.Array  # float32: adaptive-temperature strength (sampling/adaptive.py), 0 = off
 
 
 class DecodeOutputs(NamedTuple):
@@ -134,7 +135,8 @@ def decode(
             token[:, None], position[:, None], cache, first_slot + step, key_mask, layer_params
         )
         choice = choose_tokens(
-            logits[:, 0], token_uniforms(keys, step), inputs.temperature, inputs.top_k, inputs.top_p
+            logits[:, 0], token_uniforms(keys, step), inputs.temperature, inputs.top_k, inputs.top_p,
+            inputs.adaptive,
         )
         is_eos = jnp.isin(choice.tokens, eos_ids)
         is_stop = jnp.isin(choice.tokens, stop_ids)

@@ -47,6 +47,7 @@ class SampleRequest:
     temperature: float
     top_k: int
     top_p: float
+    adaptive: float = 0.0  # adaptive-temperature strength (sampling/adaptive.py), 0 = off
 
 
 class PromptTooLongError(ValueError):
@@ -132,10 +133,10 @@ class Sampler:
         """(request index, completion) pairs. Requests may share a (prompt id, sample index) pair
         (and so their random numbers) only if their sampling parameters differ, e.g. the points
         of a temperature grid, which then fill batches together."""
-        identities = [(r.prompt_id, r.sample_index, r.temperature, r.top_k, r.top_p) for r in requests]
+        identities = [(r.prompt_id, r.sample_index, r.temperature, r.top_k, r.top_p, r.adaptive) for r in requests]
         if len(set(identities)) != len(identities):
-            raise ValueError("requests repeat a (prompt_id, sample_index) pair with the same temperature, top-k "
-                             "and top-p; each sample must be unique")
+            raise ValueError("requests repeat a (prompt_id, sample_index) pair with the same temperature, top-k, "
+                             "top-p and adaptive strength; each sample must be unique")
         rows = sorted(enumerate(self.row(request) for request in requests), key=lambda item: -len(item[1].prompt_ids))
         bar = tqdm(total=len(rows), unit="sample", disable=not progress, desc="sampling")
         start, generated = time.perf_counter(), 0
@@ -160,7 +161,7 @@ class Sampler:
             )
         budget = min(self.max_new_tokens, self.context - len(prompt_ids))
         return BatchRow(request.prompt_id, request.sample_index, prompt_ids, float(request.temperature),
-                        int(request.top_k), float(request.top_p), budget)
+                        int(request.top_k), float(request.top_p), budget, float(request.adaptive))
 
     def host_batch(self, rows: Sequence[BatchRow]) -> HostBatch:
         """Up to `batch_size` rows padded to their length bucket, as the programs take them."""

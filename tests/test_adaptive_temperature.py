@@ -1,0 +1,87 @@
+"""Adaptive temperature: the formula by hand, the filter and both draw paths, and the sampler
+(one compiled program pair for any strengths, sampling log-probs equal to a recomputation)."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ssd_jax.checkpoints.load import load_model
+from ssd_jax.sampling import Sampler, SampleRequest, filter_logits
+from ssd_jax.sampling.adaptive import adaptive_temperature
+from ssd_jax.sampling.choose import choose_tokens
+
+NEW_TOKENS = 8
+_filter, _choose = jax.jit(filter_logits), jax.jit(choose_tokens)
+
+
+def test_temperature_by_hand():
+    logits = jnp.log(jnp.array([[0.9, 0.05, 0.05], [0.5, 0.3, 0.2], [0.2, 0.4, 0.4]]))
+    temperatures = adaptive_temperature(logits, jnp.array([1.0, 0.7, 1.5]), jnp.array([1.0, 2.0, 0.5]))
+    np.testing.assert_allclose(temperatures, [1.0 * 0.2, 0.7 * 1.0, 1.5 * 1.2 ** 0.5], rtol=1e-5)
+    off = adaptive_temperature(logits, jnp.array([0.8, 0.8, 0.8]), jnp.zeros(3))
+    np.testing.assert_array_equal(off, np.full(3, 0.8, np.float32))
+
+
+def test_filter_and_both_draw_paths_use_the_adaptive_temperature():
+    rng = np.random.default_rng(0)
+    logits = jnp.asarray(rng.normal(size=(6, 500)) * 3, jnp.float32)
+    temperature, strength = jnp.full(6, 1.1), jnp.array([0.0, 0.5, 1.0, 2.0, 1.0, 3.0])
+    top_k, top_p = jnp.array([20, 20, 20, 20, 0, 0]), jnp.full(6, 0.9)  # rows 4-5: the full-vocabulary path
+    top1 = jax.nn.softmax(logits, axis=-1).max(-1)
+    by_hand = 1.1 * (2 * (1 - top1)) ** strength
+    adaptive, direct = _filter(logits, temperature, top_k, top_p, strength), _filter(logits, by_hand, top_k, top_p)
+    np.testing.assert_array_equal(np.isfinite(adaptive), np.isfinite(direct))
+    np.testing.assert_allclose(adaptive, direct, rtol=1e-5)
+    np.testing.assert_array_equal(_filter(logits, temperature, top_k, top_p, jnp.zeros(6)),
+                                  _filter(logits, temperature, top_k, top_p))
+    uniforms = jnp.asarray(rng.uniform(size=6), jnp.float32)
+    for top_k in (jnp.full(6, 20), top_k):  # candidates only; then a batch that takes the vocabulary path
+        adaptive = _choose(logits, uniforms, temperature, top_k, top_p, strength)
+        direct = _choose(logits, uniforms, by_hand, top_k, top_p)
+        np.testing.assert_array_equal(adaptive.tokens, direct.tokens)
+        np.testing.assert_allclose(adaptive.sampling_logprobs, direct.sampling_logprobs, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_model("tiny-random")
+
+
+def _requests(loaded, strength, samples=3):
+    text = loaded.chat_template.render([{"role": "user", "content": "square x"}])
+    return [SampleRequest("p", i, text, 1.0, 20, 0.95, adaptive=strength) for i in range(samples)]
+
+
+def test_sampler_strengths_share_one_program_pair_and_match_a_recomputation(loaded):
+    compiles = []
+
+    def listener(event, duration, **_):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    sampler = Sampler(loaded, max_new_tokens=NEW_TOKENS + 2, batch_size=4, seed=5)  # fresh programs
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        results = {s: sampler.generate(_requests(loaded, s), progress=False) for s in (0.0, 1.0, 3.0)}
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert len(compiles) == 2, "one prefill and one decode program for every strength"
+
+    plain = sampler.generate([dataclasses.replace(r, adaptive=0.0) for r in _requests(loaded, 0.0)], progress=False)
+    assert [c.token_ids for c in plain] == [c.token_ids for c in results[0.0]]  # 0 is off, keys reproducible
+    again = sampler.generate(_requests(loaded, 3.0)[::-1], progress=False)[::-1]
+    assert [c.token_ids for c in again] == [c.token_ids for c in results[3.0]]
+
+    prompt = sampler.prompt_token_ids(_requests(loaded, 3.0)[0].prompt_text)
+    for completion in results[3.0]:
+        logits = loaded.logits([prompt + completion.token_ids])[0, len(prompt) - 1 : len(prompt) - 1 + len(completion.token_ids)]
+        rows = len(logits)
+        top1 = np.asarray(jax.nn.softmax(logits.astype(np.float64), axis=-1)).max(-1)
+        temperatures = 1.0 * (2 * (1 - top1)) ** 3.0
+        filtered = np.asarray(_filter(logits, temperatures, jnp.full(rows, 20), jnp.full(rows, 0.95)))
+        chosen = filtered[np.arange(rows), completion.token_ids]
+        np.testing.assert_allclose(completion.sampling_logprobs, chosen, atol=1e-4)
+    assert [c.sampling_logprobs for c in results[3.0]] != [c.sampling_logprobs for c in results[0.0]]
