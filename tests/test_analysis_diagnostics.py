@@ -111,7 +111,8 @@ def test_analysis_of_a_tiny_model_matches_brute_force_and_the_sharded_run(tiny):
     rows, top1, counts, entropies = [], [], np.zeros(3), np.zeros(3)
     for context in contexts:
         logits = model.logits([list(context.prompt_ids + context.response_ids)])[0]
-        positions = list(contexts_lib.response_positions(len(context.prompt_ids), len(context.response_ids)))
+        # the distributions that predict response tokens 0 .. R-1 sit at positions P-1 .. P+R-2
+        positions = list(range(len(context.prompt_ids) - 1, len(context.prompt_ids) + len(context.response_ids) - 1))
         rows.append(logits[positions])
     logits = np.concatenate(rows)
     probs = np.asarray(jax.nn.softmax(logits, axis=-1), np.float64)
