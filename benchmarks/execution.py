@@ -27,12 +27,12 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from ssd_jax.evaluation.benchmarks import BenchmarkProblem, load_benchmark
-from ssd_jax.evaluation.compare import stdout_matches
 from ssd_jax.evaluation.engine import GradingJob, grade_all
-from ssd_jax.evaluation.grading import GradingLimits
-from ssd_jax.evaluation.isolation import resolve_isolation
+from ssd_jax.evaluation.grading import stdout_matches
 from ssd_jax.evaluation.prelude import LCB_PRELUDE
+from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
+from ssd_jax.problems import BenchmarkProblem, load_benchmark
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "evaluation"
 TIMEOUT_S = 6
@@ -173,7 +173,7 @@ def main() -> None:
     args = parser.parse_args()
     jobs = load_jobs(args.repeat)
     isolation = resolve_isolation()
-    limits = GradingLimits(per_test_timeout_s=TIMEOUT_S)
+    limits = Limits(timeout_s=TIMEOUT_S)
 
     meter = CpuMeter()
     times, cpu = {"ours": [], "reference": []}, {"ours": [], "reference": []}

@@ -3,7 +3,7 @@
     python launch/evaluate.py --config=configs/<file>.py [--config.eval.<field>=<value> ...]
 
 Reads `workdir`, `model`, `seed`, `dtype`, `mesh` and `eval.*` (documented in configs/base.py
-and ssd_jax/evaluation/from_config.py). Writes `<workdir>/eval/`: samples.jsonl,
+and ssd_jax/evaluation/evaluator.py). Writes `<workdir>/eval/`: samples.jsonl,
 verdicts.jsonl, results.json, pass_at_1.png, and prints the table. Rerunning resumes;
 `--config.eval.rescore=True` (where the config has that field) re-grades the saved samples
 without generating. Runs on one host; the sampler shards over its devices as `mesh` says.
@@ -12,7 +12,7 @@ without generating. Runs on one host; the sampler shards over its devices as `me
 from absl import app
 from ml_collections import config_flags
 
-from ssd_jax.evaluation.from_config import evaluate_from_config
+from ssd_jax.evaluation.evaluator import evaluate_from_config
 from ssd_jax.logs import quiet_library_logs
 from ssd_jax.parallel.distributed import initialize_distributed
 

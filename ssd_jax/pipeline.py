@@ -25,15 +25,10 @@ from ssd_jax.parallel.distributed import initialize_distributed
 
 STAGES = ("sample", "train", "evaluate")
 STAGE_DIRS = {"sample": "samples", "train": "train", "evaluate": "eval"}
-BASE_NAME, SSD_NAME = "base", "ssd"
 
 
 class StageSettingsChangedError(RuntimeError):
     """A finished stage in the work directory ran with other settings than the config's."""
-
-
-def final_model_dir(workdir: str) -> str:
-    return os.path.join(workdir, STAGE_DIRS["train"], "final")
 
 
 def stage_settings(config: Mapping, stage: str) -> dict[str, Any]:
@@ -99,15 +94,10 @@ def _train(config: Any) -> str:
 
 
 def _evaluate(config: Any) -> dict | None:
-    from ssd_jax.evaluation.comparison import compare, format_comparison
-    from ssd_jax.evaluation.from_config import evaluate_from_config
+    from ssd_jax.evaluation.evaluator import BASE_NAME, SSD_NAME, evaluate_from_config
+    from ssd_jax.evaluation.report import compare, format_comparison
 
-    models = list(config.eval.models)
-    if config.eval.include_ssd:
-        models.insert(0, f"{SSD_NAME}={final_model_dir(config.workdir)}")
-    if config.eval.include_base:
-        models.insert(0, f"{BASE_NAME}={config.model}")
-    results = evaluate_from_config(config, models=models, workdir=os.path.join(config.workdir, STAGE_DIRS["evaluate"]))
+    results = evaluate_from_config(config, workdir=os.path.join(config.workdir, STAGE_DIRS["evaluate"]))
     if not (config.eval.include_base and config.eval.include_ssd):
         return None
     summary = compare(results, BASE_NAME, SSD_NAME, seed=config.seed)

@@ -5,12 +5,11 @@ import json
 
 import jinja2
 import pytest
+import transformers
+from transformers.utils.chat_template_utils import render_jinja_template
 
 from ssd_jax.checkpoints.builtin import resolve_builtin
 from ssd_jax.text.chat import ChatTemplate, load_chat_template
-
-transformers = pytest.importorskip("transformers")
-from transformers.utils.chat_template_utils import render_jinja_template  # noqa: E402
 
 SYSTEM = {"role": "system", "content": "Answer with Python code in a markdown block."}
 USER = {"role": "user", "content": "Write add(a, b).\n  Keep it <short> & \"typed\"."}

@@ -1,6 +1,7 @@
 """load_model on every checkpoint kind: GGUF and ssd-jax model dirs, against transformers."""
 
 import json
+import types
 
 import jax
 import numpy as np
@@ -12,6 +13,7 @@ from flax import nnx
 from gguf_tiny import random_tensors, tiny_tokens, write_tiny_gguf
 from hf_tiny import hf_logits, save_tiny
 from ssd_jax import load_model
+from ssd_jax.checkpoints.load import end_of_sequence_ids
 from ssd_jax.parallel import make_mesh
 
 
@@ -72,3 +74,13 @@ def test_ssd_model_dir_saves_and_loads_by_a_relative_path(tmp_path, monkeypatch)
     restored = load_model("runs/demo/train/final")
     for ours, theirs in zip(jax.tree.leaves(nnx.state(restored.model)), jax.tree.leaves(nnx.state(original.model))):
         np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+
+
+def test_end_of_sequence_ids_are_decided_in_one_place():
+    tokenizer = types.SimpleNamespace(eos_id=2, token_to_id={"<|im_end|>": 7}.get)
+    template = types.SimpleNamespace(end_of_turn_text="<|im_end|>")
+    config = types.SimpleNamespace(eos_token_ids=(3,))
+    assert end_of_sequence_ids((5, 6), config, tokenizer, template) == (5, 6, 7)  # the checkpoint's own list first
+    assert end_of_sequence_ids((), config, tokenizer, template) == (3, 7)  # then config.json's
+    assert end_of_sequence_ids((), types.SimpleNamespace(eos_token_ids=()), tokenizer, None) == (2,)  # the tokenizer's
+    assert end_of_sequence_ids((7, 3), config, tokenizer, template) == (7, 3)  # each id once

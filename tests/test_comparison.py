@@ -2,7 +2,7 @@
 
 import pytest
 
-from ssd_jax.evaluation.comparison import compare, format_comparison
+from ssd_jax.evaluation.report import compare, format_comparison
 
 
 def _entry(temperature, passes, n=2):

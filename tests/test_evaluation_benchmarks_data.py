@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ssd_jax.data.problem import Problem
-from ssd_jax.evaluation.benchmarks import load_benchmark
-from ssd_jax.evaluation.benchmarks.humaneval import default_humaneval_path
-from ssd_jax.evaluation.benchmarks.safe_pickle import UnsafePickleError, decode_compressed
-from ssd_jax.evaluation.prompts import SYSTEM_MESSAGE_GENERIC, benchmark_messages
+from ssd_jax.evaluation.evaluator import SYSTEM_MESSAGE_GENERIC, benchmark_messages
+from ssd_jax.problems import load_benchmark
+from ssd_jax.problems.humaneval import default_humaneval_path
+from ssd_jax.problems.safe_pickle import UnsafePickleError, decode_compressed
+from ssd_jax.problems.types import Problem
 
 DATA = Path(__file__).parent / "data" / "evaluation"
 LCB = DATA / "livecodebench"
@@ -113,7 +113,9 @@ def test_humaneval_comes_from_the_package_and_from_any_file():
     with gzip.open(DATA / "HumanEvalMini.jsonl.gz", "rt") as rows:
         first = json.loads(rows.readline())
     assert mini[0].starter_code == first["prompt"] and mini[0].entry_point == "add"
-    assert mini[0].script_for("    return 1\n").endswith("check(add)\n")
+    assert mini[0].program_for("    return 1\n") == first["prompt"] + "    return 1\n"
+    assert mini[0].check_program == first["test"] and mini[0].check_script.endswith("check(add)\n")
+    assert mini[0].canonical_solution == first["canonical_solution"]
     assert load_benchmark("humaneval", limit=3)[-1].id == "HumanEval/2"
 
 

@@ -5,13 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from ssd_jax.evaluation.benchmarks import load_benchmark
-from ssd_jax.evaluation.evaluator import EvalSettings, ModelSpec, evaluate
-from ssd_jax.evaluation.from_config import evaluate_from_config
-from ssd_jax.evaluation.generation import Generated
-from ssd_jax.evaluation.grading import GradingLimits
-from ssd_jax.evaluation.store import JsonlStore
+from ssd_jax.evaluation.evaluator import (EvalSettings, Generated, JsonlStore, ModelSpec, evaluate,
+                                          evaluate_from_config)
 from ssd_jax.evaluation.report import format_table
+from ssd_jax.evaluation.sandbox.limits import Limits
+from ssd_jax.problems import load_benchmark
 
 DATA = Path(__file__).parent / "data" / "evaluation"
 CORRECT = {
@@ -27,7 +25,7 @@ CORRECT_COUNTS = {("base", 0.5, "abc360_a"): 2, ("base", 0.5, "3100"): 0, ("base
                   ("ssd", 1.0, "abc360_a"): 4, ("ssd", 1.0, "3100"): 0}
 MODELS = [ModelSpec("base", "/ckpt/base"), ModelSpec("ssd", "/ckpt/ssd")]
 SETTINGS = EvalSettings(temperatures=(0.5, 1.0), top_k=20, top_p=0.8, n_samples=5, chunk_size=4, workers=2,
-                        progress=False, grading=GradingLimits(per_test_timeout_s=5))
+                        progress=False, grading=Limits(timeout_s=5))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +81,7 @@ def test_grid_results_report_and_table(tmp_path, problems, capsys):
             assert set(cell["per_difficulty"]) == {"easy"}
     assert results["models"]["base"]["temperatures"]["1"]["statuses"]["no_code"] == 2  # one per problem
     assert results["models"]["ssd"]["best"] == {"temperature": 0.5, "pass@1": pytest.approx(0.8)}
-    assert results["sandbox"]["sandboxed"] is True and results["grading_limits"]["per_test_timeout_s"] == 5
+    assert results["sandbox"]["sandboxed"] is True and results["grading_limits"]["timeout_s"] == 5
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["models"]["ssd"]["temperatures"]["0.5"]["per_problem_passes"] == {"3100": 3, "abc360_a": 5}
     assert (tmp_path / "pass_at_1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -160,7 +158,7 @@ def test_run_config_drives_the_evaluation(tmp_path):
 
 
 def test_ssd_model_must_exist_before_it_is_evaluated(tmp_path):
-    from ssd_jax.evaluation.from_config import models_from_config
+    from ssd_jax.evaluation.evaluator import models_from_config
 
     config = {"workdir": str(tmp_path), "model": "base-ref", "eval": {"include_base": True, "include_ssd": True}}
     with pytest.raises(FileNotFoundError, match="train first"):
@@ -178,7 +176,7 @@ def test_model_specs_parse_names():
 
 
 def test_models_given_as_strings_get_the_base_truncation():
-    from ssd_jax.evaluation.from_config import _checked
+    from ssd_jax.evaluation.evaluator import _checked
 
     models = _checked(["base=/ckpt/base", "ssd=/run/train/final"], {"base_top_k": 0, "base_top_p": -1.0})
     assert models == [ModelSpec("base", "/ckpt/base", 0, None), ModelSpec("ssd", "/run/train/final")]

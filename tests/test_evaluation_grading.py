@@ -5,16 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from ssd_jax.evaluation.benchmarks import load_benchmark
-from ssd_jax.evaluation.benchmarks.humaneval import canonical_solutions
-from ssd_jax.evaluation.compare import stdout_matches, value_matches
 from ssd_jax.evaluation.engine import GradingJob, grade_all
-from ssd_jax.evaluation.extract import extract_code
-from ssd_jax.evaluation.grading import GradeResult, GradingLimits, grade
-from ssd_jax.evaluation.isolation import resolve_isolation
+from ssd_jax.evaluation.evaluator import extract_code
+from ssd_jax.evaluation.grading import GradeResult, grade, stdout_matches, value_matches
+from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
+from ssd_jax.problems import load_benchmark
 
 DATA = Path(__file__).parent / "data" / "evaluation"
-LIMITS = GradingLimits(per_test_timeout_s=3, memory_mb=1024, max_output_mb=4)
+LIMITS = Limits(timeout_s=3, memory_mb=1024, max_output_mb=4)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +43,7 @@ def test_livecodebench_verdicts_match_the_known_ones(lcb_problems):
 def test_slow_solution_times_out_on_its_big_test_only(lcb_problems):
     slow = ("class Solution:\n    def maxSubarray(self, nums):\n        return max(sum(nums[i:j]) for i in range(len(nums))"
             " for j in range(i + 1, len(nums) + 1))")
-    result = grade(lcb_problems["3200"], slow, GradingLimits(per_test_timeout_s=1), resolve_isolation())
+    result = grade(lcb_problems["3200"], slow, Limits(timeout_s=1), resolve_isolation())
     assert result.status == "timeout" and result.verdicts[0] == "pass"
     assert "timeout" in result.verdicts and "per test 1s" in result.detail
 
@@ -58,7 +57,7 @@ def test_memory_and_output_limits_fail_a_test(lcb_problems):
 
 
 def test_program_never_sees_expected_outputs(lcb_problems, monkeypatch):
-    from ssd_jax.evaluation.session import Session
+    from ssd_jax.evaluation.sandbox.session import Session
 
     sent = []
     original = Session.send
@@ -73,10 +72,9 @@ def test_program_never_sees_expected_outputs(lcb_problems, monkeypatch):
 
 def test_all_humaneval_canonical_solutions_pass():
     problems = load_benchmark("humaneval")
-    solutions = canonical_solutions()
     assert len(problems) == 164
-    jobs = [GradingJob(p, solutions[p.id]) for p in problems]
-    results = grade_all(jobs, GradingLimits(per_test_timeout_s=10), resolve_isolation(), workers=2, progress=False)
+    jobs = [GradingJob(p, p.canonical_solution) for p in problems]
+    results = grade_all(jobs, Limits(timeout_s=10), resolve_isolation(), workers=2, progress=False)
     failed = [(p.id, r.detail) for p, r in zip(problems, results) if not r.passed]
     assert failed == []
 
@@ -129,7 +127,7 @@ def test_missing_code_fails_without_running(lcb_problems):
 
 def test_grader_failures_are_retried_once_then_recorded(lcb_problems, monkeypatch):
     from ssd_jax.evaluation import engine
-    from ssd_jax.evaluation.session import SandboxCrashed
+    from ssd_jax.evaluation.sandbox.session import SandboxCrashed
 
     attempts = []
     real_grade = engine.grade

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ssd_jax.evaluation import pass_at_k
-from ssd_jax.evaluation.passk import bootstrap_ci, mean_pass_at_k
+from ssd_jax.evaluation.report import bootstrap_ci
 
 
 def brute_force_pass_at_k(n: int, c: int, k: int) -> float:
@@ -34,10 +34,6 @@ def test_pass_at_k_is_exact_for_large_n():
 def test_pass_at_k_rejects_impossible_arguments(n, c, k):
     with pytest.raises(ValueError, match="pass_at_k needs"):
         pass_at_k(n, c, k)
-
-
-def test_mean_pass_at_k_averages_problems():
-    assert mean_pass_at_k([(10, 10), (10, 0), (10, 5)], 1) == pytest.approx(0.5)
 
 
 def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_problems():

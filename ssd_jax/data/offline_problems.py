@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 
-from ssd_jax.data.problem import Problem
+from ssd_jax.problems.types import Problem
 
 SOURCE = "offline"
 DATA_FILE = "offline_problems.jsonl"

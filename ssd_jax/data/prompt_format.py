@@ -7,7 +7,7 @@ The paper does not publish its exact wording; this text follows its description.
 
 from __future__ import annotations
 
-from ssd_jax.data.problem import Problem
+from ssd_jax.problems.types import Problem
 
 DEFAULT_SYSTEM_MESSAGE = (
     "You are an expert Python programmer. Solve the user's programming problem with a "

@@ -4,8 +4,8 @@ Sources:
   rstar-coder    rStar-Coder `seed_sft` (parquet shards or JSONL); options: require_passed
   jsonl          generic JSONL with `id` and `prompt` or `messages`
   offline        the 235 problems shipped in the package (no path)
-  humaneval      HumanEval via ssd_jax.evaluation.benchmarks (path optional: packaged copy)
-  livecodebench  LiveCodeBench via ssd_jax.evaluation.benchmarks; options as load_benchmark
+  humaneval      HumanEval via ssd_jax.problems (path optional: packaged copy)
+  livecodebench  LiveCodeBench via ssd_jax.problems; options as load_benchmark
 
 Every source also takes `limit` (keep the first N problems).
 """
@@ -19,8 +19,9 @@ from typing import Any
 
 from ssd_jax.data.jsonl_prompts import load_jsonl_prompts
 from ssd_jax.data.offline_problems import load_offline_problems
-from ssd_jax.data.problem import Problem
 from ssd_jax.data.rstar import load_rstar_seed
+from ssd_jax.problems import load_benchmark
+from ssd_jax.problems.types import Problem
 
 
 def _needs_path(source: str, path: str | None) -> str:
@@ -44,15 +45,9 @@ def _offline(path: str | None) -> list[Problem]:
 
 
 def _benchmark(name: str) -> Callable[..., list[Problem]]:
-    """A loader that defers to the evaluator's benchmark readers, imported on first use."""
+    """A loader of a benchmark's problems as prompts (the evaluator reads the same files)."""
 
     def load(path: str | None, **options: Any) -> list[Problem]:
-        try:
-            from ssd_jax.evaluation.benchmarks import load_benchmark
-        except ImportError as error:
-            raise ImportError(
-                f"prompt source {name!r} needs ssd_jax.evaluation.benchmarks.load_benchmark: {error}"
-            ) from error
         return [item.as_problem() for item in load_benchmark(name, path, **options)]
 
     return load

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from ssd_jax.data.problem import Problem
+from ssd_jax.problems.types import Problem
 
 SOURCE = "rstar-coder"
 COLUMNS = ("question", "starter_code", "is_passed")

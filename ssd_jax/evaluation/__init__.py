@@ -1,5 +1,18 @@
-"""Evaluation: benchmarks, sandboxed execution, grading, pass@k over a temperature grid."""
+"""Evaluation: generate answers over a temperature grid, grade them in a sandbox, report pass@k.
 
-from ssd_jax.evaluation.passk import pass_at_k
+  evaluator        the grid (models × temperatures × samples): requests, prompts, code
+                   extraction, the resumable samples/verdicts stores, the config entry point
+  engine           grades many samples in parallel sandboxes, retrying infrastructure failures
+  grading          one sample: its tests one at a time in a sandbox, judged here (output matching)
+  reference_calls  HumanEval's recorded calls and the comparison of return values (as EvalPlus)
+  prelude          LiveCodeBench's import prelude, bound lazily
+  sandbox/         run one program isolated: isolation (bubblewrap), session (talking to it),
+                   harness (the trusted loop inside), limits
+  report           pass@k with bootstrap intervals, results.json, the plot, base vs SSD
+
+Benchmark problems and their loaders live in ssd_jax.problems (the prompt sources share them).
+"""
+
+from ssd_jax.evaluation.report import pass_at_k
 
 __all__ = ["pass_at_k"]

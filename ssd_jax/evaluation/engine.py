@@ -17,10 +17,12 @@ from collections.abc import Callable, Sequence
 
 from tqdm import tqdm
 
-from ssd_jax.evaluation.benchmarks.types import BenchmarkProblem
-from ssd_jax.evaluation.grading import GradeResult, GradingLimits, grade, no_code_result, num_tests, start_session
-from ssd_jax.evaluation.isolation import Isolation
-from ssd_jax.evaluation.session import Session
+from ssd_jax.evaluation.grading import GradeResult, grade, no_code_result, num_tests, start_session
+from ssd_jax.evaluation.reference_calls import REFERENCE_CALLS
+from ssd_jax.evaluation.sandbox.isolation import Isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
+from ssd_jax.evaluation.sandbox.session import Session
+from ssd_jax.problems.types import BenchmarkProblem
 
 ATTEMPTS = 2
 
@@ -55,7 +57,7 @@ class WarmPool:
                 self._ready.popleft().close()
 
 
-def grade_with_retry(job: GradingJob, limits: GradingLimits, isolation: Isolation,
+def grade_with_retry(job: GradingJob, limits: Limits, isolation: Isolation,
                      pool: WarmPool | None = None) -> GradeResult:
     """Grades `job`; infrastructure failures are retried once, then recorded as an error."""
     if job.code is None:
@@ -73,7 +75,7 @@ def grade_with_retry(job: GradingJob, limits: GradingLimits, isolation: Isolatio
 
 def grade_all(
     jobs: Sequence[GradingJob],
-    limits: GradingLimits,
+    limits: Limits,
     isolation: Isolation,
     *,
     workers: int | None = None,
@@ -88,6 +90,7 @@ def grade_all(
     """
     workers = workers or os.cpu_count() or 1
     results: list[GradeResult | None] = [None] * len(jobs)
+    REFERENCE_CALLS.prepare([job.problem for job in jobs if job.code is not None], isolation)  # one run for all
     warm = WarmPool(lambda: start_session(limits, isolation), workers) if warm_pool and jobs else None
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grader") as threads, \
             tqdm(total=len(jobs), desc="grading", unit="sample", disable=not progress) as bar:

@@ -1,57 +1,41 @@
-"""Grade one sample: all of its tests in one sandboxed interpreter, stopping at the first failure.
+"""Grade one sample: each of its tests in a child of one sandboxed harness, stopping at the first failure.
 
-The harness (see harness.py) loads the program once, then the evaluator sends one test at a
-time and judges each reply itself (compare.py). Program semantics follow LiveCodeBench's
+The harness (see sandbox/harness.py) receives the program once, then the evaluator sends one
+test at a time and judges each reply itself: the harness observes how the test's process ended
+(the status), and the program's output or return values come back as data compared here (output
+matching, below; HumanEval in reference_calls.py). Program semantics follow LiveCodeBench's
 runner: LiveCodeBench programs run after its import prelude (`from collections import *`,
-`sys.setrecursionlimit(50000)`, …; see prelude.py); a stdin program runs as `__main__` once per test and
-`exit()` ends it normally; a functional test calls `Solution().<func_name>(*args)` on a fresh
-instance (as LeetCode does) and compares the JSON-decoded return value, tuples as lists;
-a HumanEval program (prompt, code, test, `check(entry_point)`) passes when it raises nothing.
+`sys.setrecursionlimit(50000)`, …; see prelude.py); a stdin program runs as `__main__` once per
+test and `exit()` ends it normally; a functional test calls `Solution().<func_name>(*args)` on a
+fresh instance (as LeetCode does) and compares the JSON-decoded return value, tuples as lists.
+Every test runs the program from scratch, so no state survives from one test to the next. A
+HumanEval sample passes when its return values on the calls the data set's check makes equal
+the canonical solution's, and the check itself then runs to its end.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import decimal
 import json
 import time
+from typing import Any
 
-from ssd_jax.evaluation.benchmarks.types import BenchmarkProblem
-from ssd_jax.evaluation.compare import stdout_matches, value_matches
-from ssd_jax.evaluation.isolation import Isolation
-from ssd_jax.evaluation.limits import Limits
 from ssd_jax.evaluation.prelude import prelude_for
+from ssd_jax.evaluation.reference_calls import REFERENCE_CALLS, values_match
 from ssd_jax.evaluation.sandbox import classify
-from ssd_jax.evaluation.session import STARTUP_TIMEOUT_S, Session
+from ssd_jax.evaluation.sandbox.isolation import Isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
+from ssd_jax.evaluation.sandbox.session import STARTUP_TIMEOUT_S, Session
+from ssd_jax.problems.types import BenchmarkProblem
 
-VERDICTS = ("pass", "wrong_answer", "error", "timeout", "memory", "output_limit", "killed", "not_run")
 _STATUS_OF_VERDICT = {"pass": "ok", "wrong_answer": "ok", "error": "error", "timeout": "timeout",
                       "memory": "memory", "output_limit": "killed", "killed": "killed"}
 _VERDICT_OF_STATUS = {"ok": "error", "error": "error", "timeout": "timeout", "memory": "memory", "killed": "killed"}
+_REPLY_STATUSES = ("ok", "error", "timeout", "memory", "output_limit", "killed")
 _SHOWN_CHARS = 300
 _EXIT_WAIT_S = 2.0
-
-
-@dataclasses.dataclass(frozen=True)
-class GradingLimits:
-    """Time and resource limits of grading (recorded with every result).
-
-    `per_sample_timeout_s=None` uses LiveCodeBench's global bound, (per-test + 1) × tests + 5.
-    """
-
-    per_test_timeout_s: float = 6.0
-    per_sample_timeout_s: float | None = None
-    memory_mb: int = 4096
-    max_processes: int = 64
-    max_file_mb: int = 64
-    max_output_mb: float = 32.0
-
-    def sample_timeout_s(self, num_tests: int) -> float:
-        return self.per_sample_timeout_s or (self.per_test_timeout_s + 1) * num_tests + 5
-
-    def sandbox_limits(self, num_tests: int, largest_input_bytes: int) -> Limits:
-        file_mb = max(self.max_file_mb, largest_input_bytes // (1 << 20) + 2)  # inputs live in memfds
-        return Limits(timeout_s=self.sample_timeout_s(num_tests), memory_mb=self.memory_mb,
-                      max_processes=self.max_processes, max_file_mb=file_mb, max_output_mb=self.max_output_mb)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +63,8 @@ def no_code_result(problem: BenchmarkProblem) -> GradeResult:
 
 
 def num_tests(problem: BenchmarkProblem) -> int:
-    return 1 if problem.kind == "script" else len(problem.tests)
+    """LiveCodeBench: its tests. HumanEval: the recorded calls (one test), then the check."""
+    return 2 if problem.kind == "script" else len(problem.tests)
 
 
 def _shown(value) -> str:
@@ -87,10 +72,13 @@ def _shown(value) -> str:
     return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS // 2] + " … " + text[-_SHOWN_CHARS // 2:]
 
 
-def _test_commands(problem: BenchmarkProblem) -> list[tuple[dict, object]]:
+def _test_commands(problem: BenchmarkProblem, isolation: Isolation) -> list[tuple[dict, object]]:
     """(command sent to the harness, expected answer kept here) for each test."""
     if problem.kind == "script":
-        return [({"op": "test", "index": 0}, None)]
+        calls = REFERENCE_CALLS.get(problem, isolation)
+        return [({"op": "test", "index": 0, "entry_point": problem.entry_point,
+                  "calls": [(call.args, call.kwargs) for call in calls]}, calls),
+                ({"op": "test", "index": 1, "check": problem.check_script}, None)]
     commands = []
     for index, test in enumerate(problem.tests):
         if problem.kind == "stdin":
@@ -105,31 +93,89 @@ def _test_commands(problem: BenchmarkProblem) -> list[tuple[dict, object]]:
     return commands
 
 
-def _judge(problem: BenchmarkProblem, reply: dict, expected) -> tuple[str, str]:
-    """(verdict, detail) of one test's reply."""
-    if "protocol_error" in reply or "status" not in reply:
-        return "error", f"harness protocol broken: {reply}"
+def _report(reply: dict) -> dict | None:
+    """The child's report inside a reply: untrusted bytes, decoded here; None if unreadable."""
+    try:
+        report = json.loads(base64.b64decode(reply.get("report", ""), validate=True) or b"{}")
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def _judge(problem: BenchmarkProblem, command: dict, reply: dict, expected) -> tuple[str, str]:
+    """(verdict, detail) of one test's reply. The status is the harness's observation of the
+    test's process; the report is only ever the program's output or return values, judged here."""
+    if "protocol_error" in reply or reply.get("status") not in _REPLY_STATUSES:
+        return "error", f"harness protocol broken: {_shown(str(reply))}"
+    report = _report(reply)
     if reply["status"] != "ok":
-        return reply["status"], reply.get("error", "")
+        why = report.get("error") if report and isinstance(report.get("error"), str) else reply.get("detail", "")
+        return reply["status"], why
+    if report is None:
+        return "error", "the test left no readable report"
     if problem.kind == "stdin":
-        ok = stdout_matches(reply.get("output", ""), expected)
-        actual = reply.get("output", "")
+        actual = report.get("output")
+        ok = isinstance(actual, str) and stdout_matches(actual, expected)
     elif problem.kind == "functional":
-        ok = value_matches(reply.get("value"), expected)
-        actual = reply.get("value")
+        actual = report.get("value")
+        ok = "value" in report and value_matches(actual, expected)
+    elif "calls" in command:
+        if "values" not in report:
+            return "error", "the program ended before its calls returned"
+        ok, why = values_match(report["values"], expected, problem.entry_point)
+        return ("pass", "") if ok else ("wrong_answer", why)
     else:
-        return "pass", ""
+        return ("pass", "") if report.get("completed") is True else ("error", "the check did not run to its end")
     if ok:
         return "pass", ""
     return "wrong_answer", f"expected {_shown(expected)}, got {_shown(actual)}"
 
 
-def start_session(limits: GradingLimits, isolation: Isolation) -> Session:
-    """A sandbox ready to grade any sample under `limits` (the per-sample limits come with `load`)."""
-    return Session(isolation, limits.sandbox_limits(1, 0))
+# -- output matching: whether a test's actual output is right, by LiveCodeBench's rules ------------
+# Comparison happens here, never inside the sandbox: the program only ever sees its inputs, so it
+# cannot read or forge the expected answers.
+def _stripped_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.strip().split("\n")]
 
 
-def grade(problem: BenchmarkProblem, code: str, limits: GradingLimits, isolation: Isolation,
+def _decimals(line: str) -> list[decimal.Decimal] | None:
+    try:
+        return [decimal.Decimal(token) for token in line.split()]
+    except (decimal.InvalidOperation, ValueError):
+        return None
+
+
+def stdout_matches(actual: str, expected: str) -> bool:
+    """stdin tests: same number of lines after stripping the whole text; each stripped line
+    equal, or else equal as whitespace-separated decimal numbers (so `0.50` matches `0.5`)."""
+    actual_lines, expected_lines = _stripped_lines(actual), _stripped_lines(expected)
+    if len(actual_lines) != len(expected_lines):
+        return False
+    for got, want in zip(actual_lines, expected_lines):
+        if got == want:
+            continue
+        got_numbers, want_numbers = _decimals(got), _decimals(want)
+        if got_numbers is None or want_numbers is None:
+            return False
+        try:
+            if got_numbers != want_numbers:
+                return False
+        except decimal.InvalidOperation:  # signalling NaN
+            return False
+    return True
+
+
+def value_matches(actual: Any, expected: Any) -> bool:
+    """functional tests: the JSON-decoded return value (tuples already lists) equals the answer."""
+    return actual == expected
+
+
+def start_session(limits: Limits, isolation: Isolation) -> Session:
+    """A sandbox ready to grade any sample under `limits` (the sample's own limits come with `load`)."""
+    return Session(isolation, limits)
+
+
+def grade(problem: BenchmarkProblem, code: str, limits: Limits, isolation: Isolation,
           session: Session | None = None) -> GradeResult:
     """Runs `code` against every test of `problem` in one sandbox; stops at the first failure.
 
@@ -137,23 +183,27 @@ def grade(problem: BenchmarkProblem, code: str, limits: GradingLimits, isolation
     used for this sample only and closed. Raises SandboxCrashed when the sandbox could not
     start (the engine retries those).
     """
-    commands = _test_commands(problem)
+    try:
+        commands = _test_commands(problem, isolation)
+    except BaseException:
+        if session is not None:
+            session.close()
+        raise
     if not commands:
         raise ValueError(f"problem {problem.id} has no tests; a sample cannot pass vacuously")
-    largest_input = max((len(t.input.encode()) for t in problem.tests), default=0)
-    sandbox_limits = limits.sandbox_limits(len(commands), largest_input)
-    load = {"op": "load", "kind": problem.kind, "rlimits": sandbox_limits.rlimits(),
-            "max_output_bytes": sandbox_limits.max_output_bytes, "func_name": problem.func_name,
-            "code": problem.script_for(code) if problem.kind == "script" else code,
+    sample_limits = limits.with_room_for(max((len(t.input.encode()) for t in problem.tests), default=0))
+    load = {"op": "load", "kind": problem.kind, "rlimits": sample_limits.rlimits(),
+            "max_output_bytes": sample_limits.max_output_bytes, "func_name": problem.func_name,
+            "code": problem.program_for(code) if problem.kind == "script" else code,
             "prelude": "" if problem.kind == "script" else prelude_for(code, isolation)}
     verdicts = ["not_run"] * len(commands)
     detail, unanswered = "", None
     session = session or start_session(limits, isolation)
     with session:
         session.wait_ready(time.monotonic() + STARTUP_TIMEOUT_S)
-        sample_deadline = time.monotonic() + sandbox_limits.timeout_s
+        sample_deadline = time.monotonic() + limits.sample_deadline_s(len(commands))
         session.send(load)
-        reply = session.receive(min(sample_deadline, time.monotonic() + limits.per_test_timeout_s))
+        reply = session.receive(min(sample_deadline, time.monotonic() + limits.timeout_s))
         if reply is None:
             unanswered = "loading the program"
         elif not reply.get("loaded"):
@@ -162,19 +212,20 @@ def grade(problem: BenchmarkProblem, code: str, limits: GradingLimits, isolation
         else:
             for index, (command, expected) in enumerate(commands):
                 session.send(command)
-                reply = session.receive(min(sample_deadline, time.monotonic() + limits.per_test_timeout_s))
+                reply = session.receive(min(sample_deadline, time.monotonic() + limits.timeout_s))
                 if reply is None:
                     unanswered = index
                     break
-                verdicts[index], why = _judge(problem, reply, expected)
+                verdicts[index], why = _judge(problem, command, reply, expected)
                 if verdicts[index] != "pass":
                     detail = f"test {index}: {verdicts[index]}: {why}"
                     break
         outcome = session.finish(time.monotonic() + _EXIT_WAIT_S)
     if unanswered is not None:
-        status, why = classify(outcome, isolation, sandbox_limits)
+        status, why = classify(outcome, isolation, sample_limits)
         if outcome.kill_reason == "timeout":
-            why = f"{why} (per test {limits.per_test_timeout_s:g}s)"
+            why = (f"wall-clock limit (per test {limits.timeout_s:g}s, "
+                   f"per sample {limits.sample_deadline_s(len(commands)):g}s)")
         stderr = outcome.stderr.decode(errors="replace")[-_SHOWN_CHARS:]
         index = 0 if isinstance(unanswered, str) else unanswered
         verdicts[index] = _VERDICT_OF_STATUS[status]

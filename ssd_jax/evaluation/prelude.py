@@ -19,8 +19,8 @@ import json
 import keyword
 import re
 
-from ssd_jax.evaluation.isolation import Isolation
-from ssd_jax.evaluation.limits import Limits
+from ssd_jax.evaluation.sandbox.isolation import Isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
 
 LCB_PRELUDE_MODULES = (
     "string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math", "random", "statistics",

@@ -1,16 +1,42 @@
-"""Turn graded samples into results.json, a pass@1-vs-temperature plot and a printed table."""
+"""Turn graded samples into numbers: pass@k with bootstrap intervals, results.json, a
+pass@1-vs-temperature plot, a printed table, and the base-vs-SSD comparison."""
 
 from __future__ import annotations
 
 import collections
 import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 
-from ssd_jax.evaluation.passk import bootstrap_ci, pass_at_k
+import numpy as np
 
 KS = (1, 5)
+
+
+# -- pass@k ------------------------------------------------------------------------------------
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Probability that at least one of k samples drawn without replacement from n samples, c of
+    them correct, is correct: 1 - C(n-c, k) / C(n, k), in exact integer arithmetic."""
+    if not (0 <= c <= n and 1 <= k <= n):
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    total = math.comb(n, k)
+    return float(Fraction(total - math.comb(n - c, k), total))
+
+
+def bootstrap_ci(per_problem: Sequence[float], confidence: float = 0.95, resamples: int = 10_000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean, resampling problems with replacement."""
+    values = np.asarray(per_problem, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("bootstrap_ci needs at least one problem")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
+    tail = (1.0 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 @dataclasses.dataclass
@@ -137,3 +163,47 @@ def write_report(results: Mapping, workdir: str | Path) -> tuple[Path, Path]:
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     plot_pass_at_1(results, plot_path)
     return json_path, plot_path
+
+
+# -- base vs SSD: each model at its best evaluation temperature, and the gain with a paired interval
+def best_temperature(results: Mapping, model: str) -> dict:
+    """The temperature with the highest pass@1 for `model`, with its pass@1 summary."""
+    entry = results["models"][model]
+    if "best" not in entry:
+        raise ValueError(f"results have no pass@1 for model {model!r}")
+    key = f"{entry['best']['temperature']:g}"
+    return entry["temperatures"][key]
+
+
+def compare(results: Mapping, base: str, ssd: str, seed: int = 0) -> dict:
+    """Best-temperature pass@1 of both models and the gain, with a 95% interval from a paired
+    bootstrap over problems (each problem's pass@1 difference at the two best temperatures)."""
+    base_best, ssd_best = best_temperature(results, base), best_temperature(results, ssd)
+    n_base, n_ssd = base_best["n"], ssd_best["n"]
+    per_problem = []
+    for problem, ssd_passes in ssd_best["per_problem_passes"].items():
+        base_passes = base_best["per_problem_passes"][problem]
+        per_problem.append(pass_at_k(n_ssd, ssd_passes, 1) - pass_at_k(n_base, base_passes, 1))
+    low, high = bootstrap_ci(per_problem, seed=seed)
+    return {
+        "base": {"model": base, "temperature": base_best["temperature"], "pass@1": base_best["pass@1"]},
+        "ssd": {"model": ssd, "temperature": ssd_best["temperature"], "pass@1": ssd_best["pass@1"]},
+        "gain": {"value": sum(per_problem) / len(per_problem), "ci95": [low, high]},
+        "num_problems": len(per_problem),
+    }
+
+
+def format_comparison(summary: Mapping) -> str:
+    def line(role: str) -> str:
+        entry = summary[role]
+        low, high = entry["pass@1"]["ci95"]
+        return (f"{role:>4} ({entry['model']}): best T = {entry['temperature']:g}, pass@1 = "
+                f"{100 * entry['pass@1']['value']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]")
+
+    gain = summary["gain"]
+    low, high = gain["ci95"]
+    return "\n".join([
+        line("base"), line("ssd"),
+        f"gain: {100 * gain['value']:+.1f} points, 95% CI [{100 * low:+.1f}, {100 * high:+.1f}] "
+        f"(paired bootstrap over {summary['num_problems']} problems)",
+    ])

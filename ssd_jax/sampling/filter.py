@@ -115,16 +115,3 @@ def filter_logits(
     one_hot = jnp.where(jnp.arange(logits.shape[-1]) == argmax[:, None], 0.0, -jnp.inf)
     return jnp.where(greedy[:, None], one_hot, filtered)
 
-
-def sample_token(key: jax.Array, logprobs: jax.Array) -> jax.Array:
-    """Draws one token id per row of `logprobs` `[B, V]` → int32 `[B]`.
-
-    `key` is either one PRNG key (rows drawn from it jointly) or a batch of `B` keys, one
-    per row, so that a row's draw does not depend on the other rows of the batch.
-    """
-    is_typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
-    batched = key.ndim == (1 if is_typed else 2)
-    if batched:
-        draw = jax.vmap(lambda k, row: jax.random.categorical(k, row))
-        return draw(key, logprobs).astype(jnp.int32)
-    return jax.random.categorical(key, logprobs, axis=-1).astype(jnp.int32)

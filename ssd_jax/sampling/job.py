@@ -27,13 +27,13 @@ from absl import logging
 from tqdm import tqdm
 
 from ssd_jax.checkpoints.load import load_model
-from ssd_jax.data.problem import Problem
 from ssd_jax.data.prompt_format import problem_messages
 from ssd_jax.data.prompts import load_prompts
 from ssd_jax.data.records import SampleRecord, ShardWriter, process_shard_name
 from ssd_jax.parallel import make_mesh
+from ssd_jax.problems.types import Problem
 from ssd_jax.sampling.completions import Completion
-from ssd_jax.sampling.sampler import Sampler, SampleRequest
+from ssd_jax.sampling.sampler import SampleRequest, Sampler
 
 
 @dataclasses.dataclass(frozen=True)

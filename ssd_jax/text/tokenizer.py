@@ -201,7 +201,10 @@ _SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "pad_token")
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
-    """The tokenizer at `path`: an HF model dir, a `tokenizer.json`, a sentencepiece `.model` or a `.gguf`."""
+    """The tokenizer at `path`: an HF model dir, a `tokenizer.json` or a sentencepiece `.model`.
+
+    A `.gguf` file's tokenizer is `ssd_jax.checkpoints.gguf.read_gguf(path).tokenizer` (the GGUF
+    reader builds it from its metadata, so this module needs nothing of checkpoints)."""
     path = Path(path)
     if path.is_dir():
         for name in ("tokenizer.json", "tokenizer.model"):
@@ -216,10 +219,8 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     if path.suffix == ".model":
         return SentencePieceTokenizer(path)
     if path.suffix == ".gguf":
-        from ssd_jax.checkpoints.gguf import read_gguf
-
-        return read_gguf(path).tokenizer
-    raise ValueError(f"Unknown tokenizer file {path}: expected tokenizer.json, a sentencepiece .model or a .gguf.")
+        raise ValueError(f"{path} is a GGUF file: its tokenizer is ssd_jax.checkpoints.gguf.read_gguf(path).tokenizer")
+    raise ValueError(f"Unknown tokenizer file {path}: expected tokenizer.json or a sentencepiece .model.")
 
 
 def _special_tokens_beside(tokenizer_json: Path) -> dict[str, str | None]:

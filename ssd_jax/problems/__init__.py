@@ -1,12 +1,13 @@
-"""Benchmarks the evaluator scores on: LiveCodeBench (local copy) and HumanEval (packaged)."""
+"""Programming problems shared by the prompt sources (ssd_jax.data) and the evaluator: the
+problem types, and the benchmarks LiveCodeBench (local copy) and HumanEval (packaged)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ssd_jax.evaluation.benchmarks.humaneval import load_humaneval
-from ssd_jax.evaluation.benchmarks.livecodebench import load_livecodebench
-from ssd_jax.evaluation.benchmarks.types import BenchmarkProblem, TestCase
+from ssd_jax.problems.humaneval import load_humaneval
+from ssd_jax.problems.livecodebench import load_livecodebench
+from ssd_jax.problems.types import BenchmarkProblem, IOTest, Problem
 
 BENCHMARKS = ("livecodebench", "humaneval")
 
@@ -32,4 +33,4 @@ def load_benchmark(name: str, path: str | Path | None = None, *, limit: int | No
     return problems[:limit] if limit else problems
 
 
-__all__ = ["BENCHMARKS", "BenchmarkProblem", "TestCase", "load_benchmark", "load_humaneval", "load_livecodebench"]
+__all__ = ["BENCHMARKS", "BenchmarkProblem", "IOTest", "Problem", "load_benchmark", "load_humaneval", "load_livecodebench"]

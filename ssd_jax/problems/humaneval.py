@@ -7,7 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from ssd_jax.evaluation.benchmarks.types import BenchmarkProblem
+from ssd_jax.problems.types import BenchmarkProblem
 
 
 def default_humaneval_path() -> Path:
@@ -42,17 +42,10 @@ def load_humaneval(path: str | Path | None = None) -> list[BenchmarkProblem]:
                     difficulty="",
                     kind="script",
                     entry_point=entry_point,
-                    check_program=f"{row['test']}\n\ncheck({entry_point})",
+                    check_program=row["test"],
+                    canonical_solution=row.get("canonical_solution", ""),
                 ))
             except (ValueError, KeyError) as error:
                 raise ValueError(f"{path}:{number}: not a HumanEval row (task_id, prompt, entry_point, test): {error!r}") from None
     return problems
 
-
-def canonical_solutions(path: str | Path | None = None) -> dict[str, str]:
-    """task_id → the data set's reference completion (for checking the grader)."""
-    path = Path(path) if path is not None else default_humaneval_path()
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as lines:
-        rows = [json.loads(line) for line in lines if line.strip()]
-    return {row["task_id"]: row["canonical_solution"] for row in rows}

@@ -1,17 +1,32 @@
-"""One benchmark problem with everything needed to prompt for it and to grade an answer."""
+"""Programming problems: what prompt sources yield (`Problem`) and what a benchmark grades
+(`BenchmarkProblem`, with its tests)."""
 
 from __future__ import annotations
 
 import ast
 import dataclasses
 
-from ssd_jax.data.problem import Problem
-
 TEST_KINDS = ("stdin", "functional", "script")
 
 
 @dataclasses.dataclass(frozen=True)
-class TestCase:
+class Problem:
+    """A programming problem, before any chat template is applied.
+
+    `statement` is the problem text; `starter_code` is non-empty for function-style
+    (LeetCode / HumanEval) problems. A source that already has chat messages (a generic
+    JSONL with `messages`) sets `messages` and leaves prompt formatting to them.
+    """
+
+    id: str
+    statement: str
+    starter_code: str = ""
+    source: str = ""
+    messages: tuple[dict[str, str], ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class IOTest:
     """One test: `input` is stdin text (stdin) or one JSON argument per line (functional)."""
 
     input: str
@@ -23,8 +38,9 @@ class TestCase:
 class BenchmarkProblem:
     """A problem of LiveCodeBench (`stdin` or `functional` tests) or HumanEval (`script`).
 
-    For `script` problems the single program to run is built by `script_for(code)`: the
-    prompt, the model's code, then `check_program` (HumanEval's `test` + `check(entry_point)`).
+    A `script` problem's program is built by `program_for(code)` (the prompt, then the model's
+    code); `check_program` is HumanEval's `test` code, which defines `check(candidate)`, and
+    `canonical_solution` the data set's reference completion.
     """
 
     id: str
@@ -34,10 +50,11 @@ class BenchmarkProblem:
     starter_code: str
     difficulty: str
     kind: str
-    tests: tuple[TestCase, ...] = ()
+    tests: tuple[IOTest, ...] = ()
     func_name: str | None = None
     entry_point: str | None = None
     check_program: str = ""
+    canonical_solution: str = ""
     platform: str = ""
     contest_date: str = ""
 
@@ -48,11 +65,11 @@ class BenchmarkProblem:
             raise ValueError(f"problem {self.id}: functional tests need metadata.func_name")
 
     def as_problem(self) -> Problem:
-        """The prompt-side view used by ssd_jax.data's prompt sources."""
+        """The prompt-side view (as ssd_jax.data's prompt sources yield it)."""
         return Problem(id=self.id, statement=self.statement, starter_code=self.starter_code, source=self.source)
 
-    def script_for(self, code: str) -> str:
-        """The whole program for a `script` problem, given the model's extracted code.
+    def program_for(self, code: str) -> str:
+        """The program of a `script` problem, given the model's extracted code.
 
         Code that defines the entry point at top level replaces the prompt's stub (the
         prompt stays above it for its imports and helpers); any other code is taken as the
@@ -60,8 +77,12 @@ class BenchmarkProblem:
         """
         if self.kind != "script":
             raise ValueError(f"problem {self.id} is {self.kind!r}, not a script problem")
-        body = f"{self.starter_code}\n\n{code}" if _defines(code, self.entry_point) else self.starter_code + code
-        return f"{body}\n\n{self.check_program}\n"
+        return f"{self.starter_code}\n\n{code}" if _defines(code, self.entry_point) else self.starter_code + code
+
+    @property
+    def check_script(self) -> str:
+        """The data set's whole check, run after the program: `check_program`, then `check(entry_point)`."""
+        return f"{self.check_program}\n\ncheck({self.entry_point})\n"
 
 
 def _defines(code: str, name: str | None) -> bool:

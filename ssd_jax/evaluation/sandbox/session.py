@@ -21,8 +21,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from ssd_jax.evaluation.isolation import Isolation
-from ssd_jax.evaluation.limits import Limits
+from ssd_jax.evaluation.sandbox.isolation import Isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
 
 HARNESS_SOURCE = Path(__file__).with_name("harness.py").read_text()
 _BOOTSTRAP = "import marshal, sys; exec(marshal.loads(bytes.fromhex(sys.argv.pop(1))))"
@@ -69,7 +69,9 @@ class Session:
         self._stack = contextlib.ExitStack()
         cmd_read, cmd_write = os.pipe()
         reply_read, reply_write = os.pipe()
-        config = marshal.dumps({"cmd_fd": cmd_read, "reply_fd": reply_write}).hex()
+        report_cap = 2 * limits.max_output_bytes + (1 << 20)  # a test's output, JSON-escaped, and its error
+        config = marshal.dumps({"cmd_fd": cmd_read, "reply_fd": reply_write, "sandboxed": isolation.sandboxed,
+                                "report_cap": report_cap}).hex()
         try:
             python_args = ["-I", "-S", "-c", _BOOTSTRAP, compiled_harness(isolation), config]
             launch = self._stack.enter_context(
@@ -108,7 +110,7 @@ class Session:
         output_cap = limits.max_output_bytes
         self._stdout_fd, self._stderr_fd = self.process.stdout.fileno(), self.process.stderr.fileno()
         for fd, cap in ((self._stdout_fd, output_cap), (self._stderr_fd, output_cap),
-                        (self._reply_fd, 2 * output_cap + (1 << 20))):
+                        (self._reply_fd, report_cap * 4 // 3 + (1 << 20))):  # base64 of one report
             os.set_blocking(fd, False)
             self._incoming[fd] = bytearray()
             self._caps[fd] = cap

@@ -14,8 +14,8 @@ import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ssd_jax.evaluation.benchmarks.safe_pickle import decode_compressed
-from ssd_jax.evaluation.benchmarks.types import BenchmarkProblem, TestCase
+from ssd_jax.problems.safe_pickle import decode_compressed
+from ssd_jax.problems.types import BenchmarkProblem, IOTest
 
 RELEASE_FILES = ("test.jsonl", "test2.jsonl", "test3.jsonl", "test4.jsonl", "test5.jsonl", "test6.jsonl")
 WINDOWS = {"v5": ("2024-08-01", "2025-02-01"), "v6": ("2025-02-01", "2025-05-01")}
@@ -53,7 +53,7 @@ def _rows(path: Path) -> Iterator[tuple[str, dict]]:
                     raise ValueError(f"{path}:{number} is not valid JSON ({error})") from None
 
 
-def decode_tests(text: str, where: str) -> list[TestCase]:
+def decode_tests(text: str, where: str) -> list[IOTest]:
     """Test cases from a JSON string, or from base64 → zlib → pickle → JSON string."""
     try:
         raw = json.loads(text)
@@ -68,7 +68,7 @@ def decode_tests(text: str, where: str) -> list[TestCase]:
     if not isinstance(raw, list):
         raise ValueError(f"{where}: test cases must be a list, got {type(raw).__name__}")
     try:
-        return [TestCase(input=t["input"], output=t["output"], testtype=t["testtype"]) for t in raw]
+        return [IOTest(input=t["input"], output=t["output"], testtype=t["testtype"]) for t in raw]
     except (KeyError, TypeError) as error:
         raise ValueError(f"{where}: each test case needs input, output and testtype ({error!r})") from None
 

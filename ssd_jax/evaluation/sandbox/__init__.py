@@ -2,7 +2,8 @@
 
 `run(code, stdin, timeout_s, memory_mb)` starts a fresh bubblewrap sandbox (see
 `isolation.py`) whose harness applies the resource limits of `limits.Limits` and then executes
-`code` as `__main__`, with `stdin` on its standard input. The result's `status` is one of:
+`code` as `__main__` in a child process (see `harness.py`), with `stdin` on its standard input.
+The result's `status` is one of:
 
 - `ok`: exit status 0;  `error`: any other exit status (an uncaught exception, `exit(1)`);
 - `timeout`: killed at the wall-clock limit, or by the CPU-seconds limit;
@@ -16,11 +17,9 @@ import dataclasses
 import signal
 import time
 
-from ssd_jax.evaluation.isolation import Isolation, resolve_isolation
-from ssd_jax.evaluation.limits import Limits
-from ssd_jax.evaluation.session import STARTUP_TIMEOUT_S, Outcome, Session
-
-STATUSES = ("ok", "error", "timeout", "memory", "killed")
+from ssd_jax.evaluation.sandbox.isolation import Isolation, resolve_isolation
+from ssd_jax.evaluation.sandbox.limits import Limits
+from ssd_jax.evaluation.sandbox.session import STARTUP_TIMEOUT_S, Outcome, Session
 
 
 @dataclasses.dataclass(frozen=True)
