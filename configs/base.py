@@ -93,6 +93,7 @@ def get_config() -> ConfigDict:
     # The base model's own truncation (-1 = same as above); the paper's differs for Llama / GPT-OSS.
     c.eval.base_top_k = -1
     c.eval.base_top_p = -1.0
+    c.eval.adaptive = ()  # Adaptive-temperature strengths a > 0: each adds "base+adaptive<a>" (T·(2(1-p1))^a per position).
     c.eval.n_samples = 10  # Samples per problem (paper: 10); pass@5 needs at least 5.
     c.eval.max_new_tokens = 1024
     c.eval.batch_size = 32

@@ -85,3 +85,39 @@ def test_sampler_strengths_share_one_program_pair_and_match_a_recomputation(load
         chosen = filtered[np.arange(rows), completion.token_ids]
         np.testing.assert_allclose(completion.sampling_logprobs, chosen, atol=1e-4)
     assert [c.sampling_logprobs for c in results[3.0]] != [c.sampling_logprobs for c in results[0.0]]
+
+
+def test_evaluation_grid_runs_base_with_adaptive_decoding_beside_base_and_ssd(tmp_path):
+    """`eval.adaptive` adds the base model again, with base's truncation and its strength on every request."""
+    from configs import base
+    from ssd_jax.evaluation.evaluator import (Generated, JsonlStore, _checked, generate_missing, models_from_config,
+                                              settings_from_config)
+    from ssd_jax.problems import load_benchmark
+
+    config = base.get_config()
+    config.workdir, config.model = str(tmp_path), "/ckpt/base"
+    (tmp_path / "train" / "final").mkdir(parents=True)
+    config.eval.adaptive = (1.5,)
+    config.eval.base_top_k = 0
+    config.eval.temperatures, config.eval.n_samples = (0.7, 1.0), 1
+    models = _checked(models_from_config(config), config.eval)
+    assert [(m.name, m.ref, m.adaptive, m.top_k) for m in models] == [
+        ("base", "/ckpt/base", 0.0, 0), ("base+adaptive1.5", "/ckpt/base", 1.5, 0),
+        ("ssd", str(tmp_path / "train" / "final"), 0.0, None)]
+
+    seen = []
+
+    def generate(ref, requests):
+        seen.extend((ref, r.temperature, r.top_k, r.adaptive) for r in requests)
+        return [Generated("no code") for _ in requests]
+
+    problems = load_benchmark("humaneval", None, limit=1)
+    samples = generate_missing(JsonlStore(tmp_path / "samples.jsonl"), models, problems, settings_from_config(config),
+                               generate)
+    assert sorted(set(seen)) == sorted({("/ckpt/base", t, 0, a) for t in (0.7, 1.0) for a in (0.0, 1.5)}
+                                       | {(str(tmp_path / "train" / "final"), t, 20, 0.0) for t in (0.7, 1.0)})
+    assert {(r["model"], r["adaptive"]) for r in samples.values()} == {("base", 0.0), ("base+adaptive1.5", 1.5),
+                                                                         ("ssd", 0.0)}
+    config.eval.adaptive = (0.0,)
+    with pytest.raises(ValueError, match="strengths must be > 0"):
+        models_from_config(config)

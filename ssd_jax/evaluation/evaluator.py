@@ -14,6 +14,9 @@ Tests pass canned responses; real runs use `sampler_generate_fn` (ssd-jax's own 
                               seed, dtype, mesh
   include_base                the base model, named "base"; the model named "base" samples with
                               base_top_k/base_top_p (-1 = same as top_k/top_p)
+  adaptive                    adaptive-temperature strengths: each adds the base model again,
+                              named "base+adaptive<a>", sampled with base's truncation and the
+                              per-position temperature of ssd_jax.sampling.adaptive
   include_ssd                 this run's SSD model, named "ssd": `<workdir>/train/final`
   models                      extra `ref` or `name=ref` strings
   benchmark.name              humaneval | livecodebench
@@ -98,6 +101,7 @@ class GenerationRequest:
     temperature: float
     top_k: int
     top_p: float
+    adaptive: float = 0.0  # adaptive-temperature strength (ssd_jax.sampling.adaptive), 0 = off
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +143,7 @@ def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtyp
         sample_requests = [
             SampleRequest(prompt_id=r.prompt_id, sample_index=r.sample_index,
                           prompt_text=loaded.chat_template.render(list(r.messages), add_generation_prompt=True),
-                          temperature=r.temperature, top_k=r.top_k, top_p=r.top_p)
+                          temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, adaptive=r.adaptive)
             for r in requests
         ]
         return [Generated(c.text, c.finish_reason, len(c.token_ids)) for c in sampler.generate(sample_requests)]
@@ -201,12 +205,15 @@ class JsonlStore:
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """A model to evaluate: a display `name`, a checkpoint reference for load_model, and its
-    own top-k / top-p when they differ from the grid's (the paper's base models use their own)."""
+    own top-k / top-p when they differ from the grid's (the paper's base models use their own).
+    `adaptive` > 0 samples every grid temperature T with the per-position temperature
+    T·(2(1 - p1))^adaptive (ssd_jax.sampling.adaptive): the decode-time rival to SSD."""
 
     name: str
     ref: str
     top_k: int | None = None
     top_p: float | None = None
+    adaptive: float = 0.0
 
     def truncation(self, settings: "EvalSettings") -> tuple[int, float]:
         return (settings.top_k if self.top_k is None else self.top_k,
@@ -268,7 +275,7 @@ def generate_missing(store: JsonlStore, models: Sequence[ModelSpec], problems: S
     messages = {p.id: tuple(benchmark_messages(p, settings.system_message)) for p in problems}
     for model in models:
         top_k, top_p = truncation[model.name]
-        missing = [GenerationRequest(problem.id, index, messages[problem.id], temperature, top_k, top_p)
+        missing = [GenerationRequest(problem.id, index, messages[problem.id], temperature, top_k, top_p, model.adaptive)
                    for m, temperature, problem, index in _grid([model], problems, settings)
                    if _key(m.name, temperature, problem.id, index) not in samples]
         for start in range(0, len(missing), settings.chunk_size):
@@ -282,7 +289,8 @@ def generate_missing(store: JsonlStore, models: Sequence[ModelSpec], problems: S
                 records.append({"model": model.name, "ref": model.ref, "temperature": request.temperature,
                                 "top_k": request.top_k, "top_p": request.top_p, "problem_id": request.prompt_id,
                                 "sample_index": request.sample_index, "text": output.text,
-                                "finish_reason": output.finish_reason, "num_tokens": output.num_tokens})
+                                "finish_reason": output.finish_reason, "num_tokens": output.num_tokens,
+                                "adaptive": request.adaptive})
             store.append(records)
             samples.update((_record_key(r), r) for r in records)
     return samples
@@ -388,6 +396,10 @@ def models_from_config(config: Mapping) -> list[ModelSpec]:
         if not config.get("model"):
             raise ValueError("config.model is empty but eval.include_base is set: name the base model")
         models.append(ModelSpec(BASE_NAME, config["model"]))
+        strengths = [float(a) for a in _get(section, "adaptive", ())]
+        if any(a <= 0 for a in strengths):
+            raise ValueError(f"config.eval.adaptive={tuple(strengths)}: strengths must be > 0 (0 is the base model itself)")
+        models += [ModelSpec(f"{BASE_NAME}+adaptive{a:g}", config["model"], adaptive=a) for a in strengths]
     if _get(section, "include_ssd", True):
         final = os.path.join(config["workdir"], "train", "final")
         if not os.path.isdir(final):
@@ -398,7 +410,7 @@ def models_from_config(config: Mapping) -> list[ModelSpec]:
 
 
 def _checked(models: list[ModelSpec | str], section: Mapping) -> list[ModelSpec]:
-    """ModelSpecs with distinct names; the one named `base` samples with base_top_k/base_top_p."""
+    """ModelSpecs with distinct names; `base` (and its adaptive variants) sample with base_top_k/base_top_p."""
     models = [m if isinstance(m, ModelSpec) else ModelSpec.parse(str(m)) for m in models]
     if not models:
         raise ValueError("nothing to evaluate: set eval.include_base, eval.include_ssd or eval.models")
@@ -407,7 +419,7 @@ def _checked(models: list[ModelSpec | str], section: Mapping) -> list[ModelSpec]
         raise ValueError(f"model names must differ, got {names}; name extras as name=ref")
     top_k, top_p = int(_get(section, "base_top_k", -1)), float(_get(section, "base_top_p", -1.0))
     return [dataclasses.replace(m, top_k=top_k if top_k >= 0 else m.top_k, top_p=top_p if top_p >= 0 else m.top_p)
-            if m.name == BASE_NAME else m for m in models]
+            if m.name == BASE_NAME or (m.adaptive and m.name.startswith(BASE_NAME + "+")) else m for m in models]
 
 
 def evaluate_from_config(config: Mapping, models: list[ModelSpec | str] | None = None, workdir: str | None = None,
