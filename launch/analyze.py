@@ -35,6 +35,9 @@ def main(argv: list[str]) -> None:
         toy_model.plot(result, os.path.join(_TOY.value, "toy_model.png"))
         for name in ("teacher", "student"):
             print(f"{name}: peak P(success) {result[name]['peak_success']:.2%} at T={result[name]['peak_temperature']:.3f}")
+        for strength, entry in result["teacher_adaptive"].items():
+            print(f"teacher with adaptive temperature a={strength}: peak {entry['peak_success']:.2%} "
+                  f"at T={entry['peak_temperature']:.3f}")
         print("student lock keeps", ", ".join(f"{p:.1%}" for p in result["student_lock_kept"]))
         return
     if _CONFIG.value is None:

@@ -111,3 +111,19 @@ def test_sampling_at_t1_without_truncation_gives_zero_expected_gradient():
     np.testing.assert_allclose(expected_gradient(1.0, 1.0), 0.0, atol=1e-6)
     assert np.abs(expected_gradient(0.9, 1.0)).max() > 1e-3
     assert np.abs(expected_gradient(1.0, 0.8)).max() > 1e-3
+
+
+def test_adaptive_decoding_of_the_toy_model_by_hand(figures):
+    """Each head sampled at T·(2(1 - p1))^a: the same P(success) as the sampler's filter gives."""
+    model, temperature, strength = toy_model.ToyModel.paper(), 0.9, 2.0
+
+    def head_at(p):
+        return toy_model.truncated(p, np.array([temperature * (2 * (1 - p.max())) ** strength]), 0.8)[0]
+
+    root, fork, lock = head_at(model.root), head_at(model.fork), head_at(model.lock)
+    expected = (root[1] + root[2]) * fork[0] * lock[0] ** 3
+    got = toy_model.success_probability(model, np.array([temperature]), adaptive=strength)[0]
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert got != pytest.approx(toy_model.success_probability(model, np.array([temperature]))[0], rel=1e-3)
+    best = max(entry["peak_success"] for entry in figures["teacher_adaptive"].values())
+    assert best < figures["student"]["peak_success"]

@@ -20,6 +20,10 @@ paper's figures come out as: after SSD each lock keeps 2 tokens at 94.8 % / 5.2 
 split does not depend on the tail); the teacher peaks at 8.50 % at T 0.639 (paper: 8.32 % at
 0.639) and the student at 13.85 % at T 2.094 (paper: 13.77 % at 2.091).
 
+The decode-time rival: the teacher decoded with the sampler's adaptive temperature
+(T·(2(1 - p1))^a per head) peaks at 8.76 % at best (a = 4, T 0.231) over a in {0.5, 1, 2, 4}: in this toy model no
+per-position temperature of this family recovers SSD's gain (13.85 %).
+
 SSD's idealised effect: the student's heads ARE the teacher's sampling distributions (T_train
 0.9, top-p 0.85), i.e. fine-tuning converged on the teacher's samples. All truncation goes
 through the sampler's own `filter_logits`, so the toy model and the sampler agree on top-p.
@@ -72,20 +76,24 @@ class ToyModel:
         return cls(head(ROOT_HEAD, tail_ratio), head(FORK_HEAD, tail_ratio), head(LOCK_HEAD, tail_ratio))
 
 
-def truncated(probs: np.ndarray, temperatures: np.ndarray, top_p: float) -> np.ndarray:
-    """`probs [V]` tempered at each of `temperatures [N]` then cut to top-p → `[N, V]` probabilities."""
+def truncated(probs: np.ndarray, temperatures: np.ndarray, top_p: float, adaptive: float = 0.0) -> np.ndarray:
+    """`probs [V]` tempered at each of `temperatures [N]` then cut to top-p → `[N, V]` probabilities.
+
+    `adaptive` > 0: the sampler's adaptive temperature (ssd_jax.sampling.adaptive) at that strength."""
     temperatures = np.atleast_1d(np.asarray(temperatures, np.float32))
     logits = jnp.broadcast_to(jnp.log(jnp.asarray(probs, jnp.float32)), (len(temperatures), len(probs)))
     rows = len(temperatures)
-    logprobs = _filter(logits, temperatures, jnp.zeros((rows,), jnp.int32), jnp.full((rows,), top_p))
+    logprobs = _filter(logits, temperatures, jnp.zeros((rows,), jnp.int32), jnp.full((rows,), top_p),
+                       jnp.full((rows,), adaptive, jnp.float32))
     return np.exp(np.asarray(logprobs, np.float64))
 
 
-def success_probability(model: ToyModel, temperatures: np.ndarray, top_p: float = EVAL_TOP_P) -> np.ndarray:
-    """P(success) at each evaluation temperature `[N]`."""
-    root = truncated(model.root, temperatures, top_p)
-    fork = truncated(model.fork, temperatures, top_p)
-    lock = truncated(model.lock, temperatures, top_p)
+def success_probability(model: ToyModel, temperatures: np.ndarray, top_p: float = EVAL_TOP_P,
+                        adaptive: float = 0.0) -> np.ndarray:
+    """P(success) at each evaluation temperature `[N]` (with adaptive temperature at strength `adaptive`)."""
+    root = truncated(model.root, temperatures, top_p, adaptive)
+    fork = truncated(model.fork, temperatures, top_p, adaptive)
+    lock = truncated(model.lock, temperatures, top_p, adaptive)
     return root[:, list(PATHS)].sum(-1) * fork[:, CORRECT] * lock[:, CORRECT] ** 3
 
 
@@ -97,16 +105,20 @@ def after_ssd(model: ToyModel, temperature: float = TRAIN_TEMPERATURE, top_p: fl
     return ToyModel(teach(model.root), teach(model.fork), teach(model.lock))
 
 
-def best_temperature(model: ToyModel, temperatures: np.ndarray) -> tuple[float, float]:
+def best_temperature(model: ToyModel, temperatures: np.ndarray, adaptive: float = 0.0) -> tuple[float, float]:
     """(highest P(success), the temperature reaching it) over the grid `temperatures`."""
-    success = success_probability(model, temperatures)
+    success = success_probability(model, temperatures, adaptive=adaptive)
     best = int(np.argmax(success))
     return float(success[best]), float(temperatures[best])
 
 
+ADAPTIVE_STRENGTHS = (0.5, 1.0, 2.0, 4.0)
+
+
 def report(temperatures: np.ndarray | None = None) -> dict:
-    """The toy model's figures: the student's lock head and both success curves with their peaks."""
-    temperatures = np.round(np.arange(0.3, 3.0 + 1e-9, 0.001), 3) if temperatures is None else temperatures
+    """The toy model's figures: the student's lock head, both success curves with their peaks, and
+    the teacher decoded with adaptive temperature (the decode-time rival) at a few strengths."""
+    temperatures = np.round(np.arange(0.1, 3.0 + 1e-9, 0.001), 3) if temperatures is None else temperatures
     teacher = ToyModel.paper()
     student = after_ssd(teacher)
     kept = student.lock[student.lock > 0]
@@ -116,6 +128,12 @@ def report(temperatures: np.ndarray | None = None) -> dict:
         peak, at = best_temperature(model, temperatures)
         result[name] = {"peak_success": peak, "peak_temperature": at,
                         "success": success_probability(model, temperatures).tolist()}
+    result["teacher_adaptive"] = {}
+    for strength in ADAPTIVE_STRENGTHS:
+        peak, at = best_temperature(teacher, temperatures, strength)
+        result["teacher_adaptive"][f"{strength:g}"] = {
+            "peak_success": peak, "peak_temperature": at,
+            "success": success_probability(teacher, temperatures, adaptive=strength).tolist()}
     return result
 
 
@@ -131,6 +149,11 @@ def plot(result: dict, path: str) -> str:
         entry = result[name]
         axes.plot(result["temperatures"], np.asarray(entry["success"]) * 100,
                   label=f"{name}: peak {entry['peak_success']:.2%} at T={entry['peak_temperature']:.3f}")
+    strength, best = max(result.get("teacher_adaptive", {}).items(), key=lambda item: item[1]["peak_success"],
+                         default=(None, None))
+    if best is not None:
+        axes.plot(result["temperatures"], np.asarray(best["success"]) * 100, linestyle="--",
+                  label=f"teacher, adaptive a={strength}: peak {best['peak_success']:.2%} at T={best['peak_temperature']:.3f}")
     axes.set(xlabel="evaluation temperature (top-p 0.8)", ylabel="P(success) %",
              title="Toy model (paper, appendix C.4)")
     axes.legend()
