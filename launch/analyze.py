@@ -11,10 +11,12 @@ writes the toy model's (paper, appendix C.4) toy_model.json and toy_model.png in
 
 import json
 import os
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
+from ssd_jax.errors import SsdJaxError
 from ssd_jax.logs import quiet_library_logs
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "run config file", lock_config=True)
@@ -44,7 +46,10 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("give --config=<file> (diagnostics) or --toy_model=<dir>")
     from ssd_jax.analysis.from_config import analyze_from_config, summary_lines
 
-    result = analyze_from_config(_CONFIG.value)
+    try:
+        result = analyze_from_config(_CONFIG.value)
+    except SsdJaxError as error:
+        sys.exit(f"analyze: {error}")
     print("\n".join(summary_lines(result)))
     print("wrote", ", ".join(result["plots"]))
 
