@@ -5,7 +5,10 @@
 
 Every position of the 48 sampled responses (up to 256 tokens each), base model first (it
 classifies locks and forks), the SSD model second; the sweep uses the demo's evaluation
-truncation (top-k 20, top-p 0.8).
+truncation (top-k 20, top-p 0.8). Mind that these are the responses SSD was fine-tuned on: the
+SSD model has seen every one of them, so its shifts here include memorisation. For a held-out
+view point `analysis.samples` at responses it did not train on (e.g. `launch/sample.py` run on
+other prompts, or a JSONL of prompt_text/completion).
 """
 
 from configs import demo

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from tqdm import tqdm
 
 from ssd_jax.analysis.contexts import Context, token_rows
 from ssd_jax.analysis.distributions import TOP20_BIN_EDGES, batch_statistics, top20_bin, top20_bin_labels
@@ -70,7 +71,8 @@ def _row_length(contexts: Sequence[Context], context_size: int) -> int:
     return min(-(-longest // LENGTH_MULTIPLE) * LENGTH_MULTIPLE, context_size)
 
 
-def model_statistics(loaded, contexts: Sequence[Context], settings: AnalysisSettings, mesh=None) -> dict:
+def model_statistics(loaded, contexts: Sequence[Context], settings: AnalysisSettings, mesh=None,
+                     progress: bool = False) -> dict:
     """Sums of the curves and per-position scalars (flattened over contexts, in order) for one model.
 
     The batch is split over the mesh's data axes like the sampler's; `settings.batch_size` must be
@@ -84,7 +86,8 @@ def model_statistics(loaded, contexts: Sequence[Context], settings: AnalysisSett
     temperatures = jnp.asarray(settings.temperatures, jnp.float32)
     sums: dict[str, np.ndarray] = {}
     per_position: dict[str, list[np.ndarray]] = {"top1": [], "top20": [], "entropy": [], "reference_entropy": []}
-    for start in range(0, len(contexts), settings.batch_size):
+    starts = range(0, len(contexts), settings.batch_size)
+    for start in tqdm(starts, desc=f"analysing {loaded.ref}", unit="batch", disable=not progress):
         batch = list(contexts[start : start + settings.batch_size])
         length = _row_length(batch, loaded.config.max_position_embeddings)
         tokens, valid = token_rows(batch, length)
@@ -149,7 +152,8 @@ def changes(reference: dict, other: dict) -> dict:
             "fork": {"truncated_entropy": delta("fork", "truncated_entropy"), "entropy": delta("fork", "entropy")}}
 
 
-def analyze(models: Sequence[tuple[str, str]], load, contexts: Sequence[Context], settings: AnalysisSettings) -> dict:
+def analyze(models: Sequence[tuple[str, str]], load, contexts: Sequence[Context], settings: AnalysisSettings,
+            progress: bool = False) -> dict:
     """Runs each `(name, ref)` (loaded one at a time by `load(ref)`) over `contexts`; the first classifies.
 
     Returns the JSON-ready result: settings, one entry per model, and each model's change against the first.
@@ -168,7 +172,7 @@ def analyze(models: Sequence[tuple[str, str]], load, contexts: Sequence[Context]
             raise ConfigError(f"model {name}={ref} has a {loaded.config.vocab_size}-token vocabulary, the reference "
                               f"{vocab}: the models must share a tokenizer to be compared on the same contexts")
         vocab = loaded.config.vocab_size
-        stats = model_statistics(loaded, contexts, settings)
+        stats = model_statistics(loaded, contexts, settings, progress=progress)
         if classes is None:
             per_position = stats["per_position"]
             classes = settings.rule.classify(per_position["top1"], per_position["reference_entropy"])

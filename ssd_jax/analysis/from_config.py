@@ -82,7 +82,7 @@ def analyze_from_config(config: Mapping) -> dict:
     def load(ref):
         return loaded_first if ref == models[0][1] else load_model(ref, dtype=config.dtype, mesh=mesh)
 
-    result = analyze(models, load, contexts, settings)
+    result = analyze(models, load, contexts, settings, progress=True)
     result["settings"]["samples"] = samples
     with open(os.path.join(out_dir, "analysis.json"), "w") as f:
         json.dump(result, f, indent=2)
