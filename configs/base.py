@@ -115,6 +115,7 @@ def get_config() -> ConfigDict:
     # The base model's own truncation (-1 = same as above); the paper's differs for Llama / GPT-OSS.
     c.eval.base_top_k = -1
     c.eval.base_top_p = -1.0
+    c.eval.adaptive = ()  # Adaptive-temperature strengths a > 0: each adds "base+adaptive<a>" (T·(2(1-p1))^a per position).
     c.eval.n_samples = 10  # Samples per problem (paper: 10); pass@5 needs at least 5.
     c.eval.max_new_tokens = 1024
     c.eval.max_total_tokens = 0  # Prompt + response budget per sample (0 = the model's context).
@@ -137,4 +138,20 @@ def get_config() -> ConfigDict:
     c.eval.grading = ConfigDict()
     c.eval.grading.per_test_timeout_s = 6.0
     c.eval.grading.memory_mb = 4096
+    # Lock/fork diagnostics (launch/analyze.py): next-token distributions of several models on the same responses.
+    c.analysis = ConfigDict()
+    c.analysis.models = ()  # `name=ref` entries, the first classifies positions; () = base model + <workdir>/train/final.
+    c.analysis.samples = ""  # Sample shard dir or JSONL (prompt_text, completion); "" = <workdir>/samples.
+    c.analysis.limit = 0  # Use only the first N responses (0 = all).
+    c.analysis.max_response_tokens = 512  # Positions per response looked at (0 = all).
+    c.analysis.batch_size = 8  # Responses per forward pass (a multiple of the data-parallel devices).
+    c.analysis.temperatures = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4, 1.6, 1.8, 2.0)  # Sweep, one pass.
+    c.analysis.top_k = -1  # The models' truncation for the sweep (-1 = eval.top_k).
+    c.analysis.top_p = -1.0  # (-1 = eval.top_p).
+    c.analysis.reference_temperature = 1.0  # Temperature of the truncated entropy in the bins and classes.
+    c.analysis.max_rank = 256  # Survivor counts are exact below this many tokens (above: flagged, lower bound).
+    c.analysis.lock_min_top1 = 0.75  # Lock: the first model's top-1 probability >= this.
+    c.analysis.fork_max_top1 = 0.5  # Fork: top-1 < this and truncated entropy >= fork_min_entropy (nats).
+    c.analysis.fork_min_entropy = 0.6931  # ln 2.
+    c.analysis.out_dir = ""  # "" = <workdir>/analysis.
     return c

@@ -124,6 +124,7 @@ class GenerationRequest:
     temperature: float
     top_k: int
     top_p: float
+    adaptive: float = 0.0  # adaptive-temperature strength (ssd_jax.sampling.adaptive), 0 = off
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +168,7 @@ def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtyp
             SampleRequest(prompt_id=r.prompt_id, sample_index=r.sample_index,
                           prompt_text=loaded.chat_template.render(list(r.messages), add_generation_prompt=True,
                                                                   **dict(chat_template_kwargs or {})),
-                          temperature=r.temperature, top_k=r.top_k, top_p=r.top_p)
+                          temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, adaptive=r.adaptive)
             for r in requests
         ]
         return [Generated(c.text, c.finish_reason, len(c.token_ids)) for c in sampler.generate(sample_requests)]
@@ -268,25 +269,31 @@ BASE_NAME, SSD_NAME = "base", "ssd"  # the run's base model and its SSD model (`
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """A model to evaluate: a display `name`, a checkpoint reference for load_model, and its
-    own top-k / top-p when they differ from the grid's (the paper's base models use their own)."""
+    own top-k / top-p when they differ from the grid's (the paper's base models use their own).
+    `adaptive` > 0 samples every grid temperature T with the per-position temperature
+    T·(2(1 - p1))^adaptive (ssd_jax.sampling.adaptive): the decode-time rival to SSD."""
 
     name: str
     ref: str
     top_k: int | None = None
     top_p: float | None = None
+    adaptive: float = 0.0
     # What else decides this model's outputs (e.g. the training settings of an SSD model whose
     # directory is reused); part of `identity`.
     provenance: str = ""
 
     def identity(self, settings: "EvalSettings", generation: Mapping | None = None) -> str:
-        """A short hash of the reference, truncation, prompt style (and system message),
-        `generation` settings (token budgets, dtype, chat-template arguments, ...) and provenance:
-        samples are stored and looked up under it."""
+        """A short hash of the reference, truncation, adaptive strength, prompt style (and system
+        message), `generation` settings (token budgets, dtype, chat-template arguments, ...) and
+        provenance: samples are stored and looked up under it. The strength enters only when on,
+        so a plain model keeps the identity it had before."""
         top_k, top_p = self.truncation(settings)
         system_message = settings.system_message if settings.prompt_style == "livecodebench" else None
         spec = {"ref": self.ref, "top_k": top_k, "top_p": top_p, "prompt_style": settings.prompt_style,
                 "system_message": system_message, "seed": settings.seed, "provenance": self.provenance,
                 **dict(generation or {})}
+        if self.adaptive:
+            spec["adaptive"] = float(self.adaptive)
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
     def truncation(self, settings: "EvalSettings") -> tuple[int, float]:
@@ -372,14 +379,15 @@ def _grid(models: Sequence[ModelSpec], problems: Sequence[BenchmarkProblem], set
 def generate_missing(store: JsonlStore, models: Sequence[ModelSpec], problems: Sequence[BenchmarkProblem],
                      settings: EvalSettings, generate_fn: GenerateFn) -> dict[tuple, dict]:
     """Every sample of the grid, drawing (and saving, chunk by chunk) only those not yet saved.
-    Saved samples of another model identity (another ref, truncation, token budget, ...) are
-    never taken for this one's."""
+    Saved samples of another model identity (another ref, truncation, adaptive strength, token
+    budget, ...) are never taken for this one's."""
     samples = {_record_key(r): r for r in store.read()}
     messages = {p.id: tuple(benchmark_messages(p, settings.system_message, settings.prompt_style)) for p in problems}
     for model in models:
         top_k, top_p = model.truncation(settings)
         model_id = settings.model_id(model)
-        missing = [GenerationRequest(problem.id, index, messages[problem.id], temperature, top_k, top_p)
+        missing = [GenerationRequest(problem.id, index, messages[problem.id], temperature, top_k, top_p,
+                                     model.adaptive)
                    for _, temperature, problem, index in _grid([model], problems, settings)
                    if _key(model_id, temperature, problem.id, index) not in samples]
         for start in range(0, len(missing), settings.chunk_size):
@@ -395,7 +403,7 @@ def generate_missing(store: JsonlStore, models: Sequence[ModelSpec], problems: S
                                 "temperature": request.temperature, "top_k": request.top_k, "top_p": request.top_p,
                                 "problem_id": request.prompt_id, "sample_index": request.sample_index,
                                 "text": output.text, "finish_reason": output.finish_reason,
-                                "num_tokens": output.num_tokens})
+                                "num_tokens": output.num_tokens, "adaptive": request.adaptive})
             store.append(records)
             samples.update((_record_key(r), r) for r in records)
     store.flush()

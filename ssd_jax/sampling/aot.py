@@ -60,7 +60,7 @@ def sampler_compile_targets(model_config: ModelConfig, *, mesh: jax.sharding.Mes
     slot = (replicas, slots)
     inputs = SlotInputs(struct(slot, jnp.int32), struct(slot, jnp.int32), struct(slot, jnp.float32),
                         struct(slot, jnp.int32), struct(slot, jnp.float32), struct((*slot, 2), jnp.uint32),
-                        struct(slot, jnp.int32), struct(slot, jnp.int32))
+                        struct(slot, jnp.int32), struct(slot, jnp.int32), struct(slot, jnp.float32))
     seed = struct((), jnp.uint32, NamedSharding(mesh, PartitionSpec()))
     decode_args = (params, None, cache, inputs, struct((*slot, _width(sample_pages)), jnp.int32), seed)
     chunk = min(PREFILL_CHUNK, max_prompt_tokens)

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ssd_jax.sampling.adaptive import adaptive_temperature
 from ssd_jax.sampling.filter import GREEDY_TEMPERATURE, filter_logits
 
 CANDIDATES = 64  # Largest top-k served by the fast candidate path.
@@ -68,10 +69,16 @@ def _candidates_fit(tempered: jax.Array, greedy: jax.Array, top_k: jax.Array) ->
 
 
 def choose_tokens(
-    logits: jax.Array, uniforms: jax.Array, temperature: jax.Array, top_k: jax.Array, top_p: jax.Array
+    logits: jax.Array, uniforms: jax.Array, temperature: jax.Array, top_k: jax.Array, top_p: jax.Array,
+    adaptive: jax.Array | None = None,
 ) -> Choice:
-    """Filters `logits [B, V]` by each row's temperature / top-k / top-p and draws with `uniforms [B]`."""
+    """Filters `logits [B, V]` by each row's temperature / top-k / top-p and draws with `uniforms [B]`.
+
+    `adaptive [B]` (optional): the rows' adaptive-temperature strength, resolved here on the whole
+    vocabulary so that both paths below filter at the same temperature."""
     logits = logits.astype(jnp.float32)
+    if adaptive is not None:
+        temperature = adaptive_temperature(logits, temperature, adaptive)
     vocab = logits.shape[-1]
     count = min(CANDIDATES, vocab - 1)
     values, ids = jax.lax.top_k(logits, count + 1)

@@ -48,6 +48,7 @@ class SlotInputs(NamedTuple):
     id_words: jax.Array  # uint32 [R, S, 2]: hash of the prompt id (keys.prompt_id_words)
     sample_index: jax.Array  # int32
     drawn: jax.Array  # int32: tokens drawn so far, the position in the sample's key stream
+    adaptive: jax.Array  # float32: adaptive-temperature strength (sampling/adaptive.py), 0 = off
 
 
 def idle_slots(replicas: int, slots: int) -> SlotInputs:
@@ -55,7 +56,7 @@ def idle_slots(replicas: int, slots: int) -> SlotInputs:
     zeros = np.zeros((replicas, slots), np.int32)
     return SlotInputs(zeros.copy(), zeros + 1, np.zeros((replicas, slots), np.float32), zeros.copy(),
                       np.ones((replicas, slots), np.float32), np.zeros((replicas, slots, 2), np.uint32),
-                      zeros.copy(), zeros.copy())
+                      zeros.copy(), zeros.copy(), np.zeros((replicas, slots), np.float32))
 
 
 def cast_floats(state, dtype):
@@ -127,7 +128,7 @@ def jitted_programs(graphdef: nnx.GraphDef, param_treedef, param_leaves: tuple, 
         uniforms = token_uniforms(sample_keys(seed, flat(inputs.id_words), flat(inputs.sample_index)),
                                   flat(inputs.drawn))
         choice = choose_tokens(flat(logits), uniforms, flat(inputs.temperature), flat(inputs.top_k),
-                               flat(inputs.top_p))
+                               flat(inputs.top_p), flat(inputs.adaptive))
         return Choice(*(x.reshape(replicas, slots) for x in choice)), PagedKVCache(new_pages)
 
     def _prefill(params, layer_params, cache, tokens, kv_len, q_len, page_table):

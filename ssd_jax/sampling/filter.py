@@ -31,6 +31,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ssd_jax.sampling.adaptive import adaptive_temperature
+
 GREEDY_TEMPERATURE = 1e-5
 _BISECTION_STEPS = 32  # halves any int32 interval down to adjacent integers
 
@@ -78,7 +80,8 @@ def _nucleus_key(keys: jax.Array, probs: jax.Array, top_p: jax.Array, low: jax.A
 
 
 def filter_logits(
-    logits: jax.Array, temperature: jax.Array, top_k: jax.Array, top_p: jax.Array
+    logits: jax.Array, temperature: jax.Array, top_k: jax.Array, top_p: jax.Array,
+    adaptive: jax.Array | None = None,
 ) -> jax.Array:
     """Temperature, then top-k, then top-p; returns log-probs `[B, V]` (-inf = removed).
 
@@ -87,9 +90,12 @@ def filter_logits(
       temperature: `[B]`; `<= 1e-5` means greedy (one-hot on the argmax).
       top_k: `[B]` int; 0 (or >= V) disables top-k.
       top_p: `[B]`; 1.0 disables top-p.
+      adaptive: optional `[B]` strength of the per-position temperature (`adaptive.py`); 0 or None is off.
     """
     logits = jnp.asarray(logits, jnp.float32)
     temperature = jnp.asarray(temperature, jnp.float32)
+    if adaptive is not None:
+        temperature = adaptive_temperature(logits, temperature, adaptive)
     top_k = jnp.asarray(top_k, jnp.int32)
     top_p = jnp.asarray(top_p, jnp.float32)
 

@@ -23,8 +23,9 @@ stalls the live slots for long.
   neighbours, up to float rounding (a greedy token can flip only at a near-tie of the top two
   logits, a sampled one only with its uniform within ~1e-7 of a cumulative boundary).
 * Programs: one decode program per page-table width (powers of two from `MIN_TABLE_WIDTH` up to
-  the longest sample's pages), one prefill program per page-table width, one copy program; sampling parameters are
-  per-slot arrays, so a temperature grid never recompiles.
+  the longest sample's pages), one prefill program per page-table width, one copy program; sampling
+  parameters (adaptive-temperature strength included) are per-slot arrays, so a temperature grid
+  never recompiles.
 
 Stop strings are matched on the host as tokens arrive (over the last `STOP_WINDOW` tokens'
 text) and end the sample early; `completions` cuts the text at the earliest stop string.
@@ -62,6 +63,7 @@ class SampleRequest:
     temperature: float
     top_k: int
     top_p: float
+    adaptive: float = 0.0  # adaptive-temperature strength (sampling/adaptive.py), 0 = off
 
 
 class PromptTooLongError(ValueError):
@@ -227,10 +229,10 @@ class Sampler:
 
     def _samples(self, requests: Sequence[SampleRequest]) -> list[_Sample]:
         """The requests as samples, grouped by prompt (first appearance order), checked up front."""
-        identities = [(r.prompt_id, r.sample_index, r.temperature, r.top_k, r.top_p) for r in requests]
+        identities = [(r.prompt_id, r.sample_index, r.temperature, r.top_k, r.top_p, r.adaptive) for r in requests]
         if len(set(identities)) != len(identities):
-            raise ValueError("requests repeat a (prompt_id, sample_index) pair with the same temperature, top-k "
-                             "and top-p; each sample must be unique")
+            raise ValueError("requests repeat a (prompt_id, sample_index) pair with the same temperature, top-k, "
+                             "top-p and adaptive strength; each sample must be unique")
         prompts: dict[tuple[str, str], _Prompt] = {}
         samples = []
         for index, request in enumerate(requests):
@@ -432,8 +434,8 @@ class _Run:
             request = sample.request
             inputs.token[r, s] = sample.tokens[-1] if sample.tokens else sample.prompt.token_ids[-1]
             inputs.kv_len[r, s] = length
-            inputs.temperature[r, s], inputs.top_k[r, s], inputs.top_p[r, s] = (
-                request.temperature, request.top_k, request.top_p)
+            inputs.temperature[r, s], inputs.top_k[r, s], inputs.top_p[r, s], inputs.adaptive[r, s] = (
+                request.temperature, request.top_k, request.top_p, request.adaptive)
             inputs.id_words[r, s] = sample.id_words
             inputs.sample_index[r, s] = request.sample_index
             inputs.drawn[r, s] = len(sample.tokens)

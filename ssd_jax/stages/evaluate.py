@@ -2,7 +2,9 @@
 
 Fields read once (configs/base.py documents them): `workdir`, `model` (the base model, named
 "base", sampling with `eval.base_top_k/base_top_p`; -1 = the grid's), `seed`, `dtype`,
-`sampling.model_parallel` and the `eval` section: `include_base`, `include_ssd` (this run's
+`sampling.model_parallel` and the `eval` section: `include_base`, `adaptive` (strengths `a` > 0:
+each adds the base model again as "base+adaptive<a>", with base's truncation and the
+per-position temperature of `ssd_jax.sampling.adaptive`), `include_ssd` (this run's
 `<workdir>/train/final`, named "ssd"), `models` (extra `ref` or `name=ref`), `benchmark.*`,
 `temperatures`, `top_k`, `top_p`, `n_samples`, `max_new_tokens`, `max_total_tokens` (prompt +
 response, 0 = the model's context), `batch_size`, `prompt_style` (livecodebench | ml-ssd),
@@ -108,9 +110,10 @@ def _template_kwargs(config: Mapping) -> dict[str, Any]:
 
 
 def models_from_config(config: Mapping) -> list[ModelSpec]:
-    """base (if include_base), ssd (if include_ssd: the trained `<workdir>/train/final`, and with
-    eval.checkpoints="all" `ssd@<step>` for every exported checkpoint model), extras; distinct
-    names; the one named `base` samples with base_top_k/base_top_p."""
+    """base (if include_base) and its adaptive variants, ssd (if include_ssd: the trained
+    `<workdir>/train/final`, and with eval.checkpoints="all" `ssd@<step>` for every exported
+    checkpoint model), extras; distinct names; `base` and its adaptive variants sample with
+    base_top_k/base_top_p."""
     section, workdir = config["eval"], Workdir(config["workdir"])
     if section["checkpoints"] not in CHECKPOINT_CHOICES:
         raise ConfigError(f"config.eval.checkpoints={section['checkpoints']!r}: choose one of {CHECKPOINT_CHOICES}")
@@ -119,6 +122,11 @@ def models_from_config(config: Mapping) -> list[ModelSpec]:
         if not config["model"]:
             raise ConfigError("config.model is empty but eval.include_base is set: name the base model")
         models.append(ModelSpec(BASE_NAME, str(config["model"])))
+        strengths = [float(a) for a in section["adaptive"]]
+        if any(a <= 0 for a in strengths):
+            raise ConfigError(f"config.eval.adaptive={tuple(strengths)}: strengths must be > 0 (0 is the base "
+                              "model itself)")
+        models += [ModelSpec(f"{BASE_NAME}+adaptive{a:g}", str(config["model"]), adaptive=a) for a in strengths]
     if section["include_ssd"]:
         final = workdir.final_model
         if not final.exists():
@@ -137,7 +145,7 @@ def models_from_config(config: Mapping) -> list[ModelSpec]:
         raise ConfigError(f"model names must differ, got {names}; name extras as name=ref in config.eval.models")
     top_k, top_p = int(section["base_top_k"]), float(section["base_top_p"])
     return [dataclasses.replace(m, top_k=top_k if top_k >= 0 else m.top_k, top_p=top_p if top_p >= 0 else m.top_p)
-            if m.name == BASE_NAME else m for m in models]
+            if m.name == BASE_NAME or (m.adaptive and m.name.startswith(BASE_NAME + "+")) else m for m in models]
 
 
 def checkpoint_steps(workdir: Workdir) -> list[int]:
