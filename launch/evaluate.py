@@ -12,9 +12,7 @@ without generating. Runs on one host; the sampler shards over its devices as `me
 from absl import app
 from ml_collections import config_flags
 
-from ssd_jax.evaluation.from_config import evaluate_from_config
-from ssd_jax.logs import quiet_library_logs
-from ssd_jax.parallel.distributed import initialize_distributed
+from ssd_jax import launcher
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "run config file", lock_config=True)
 
@@ -22,10 +20,15 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "run config file", loc
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = launcher.validated_config(_CONFIG, stages=("evaluate",))
+    from ssd_jax.evaluation.from_config import evaluate_from_config  # JAX loads from here on
+    from ssd_jax.logs import quiet_library_logs
+    from ssd_jax.parallel.distributed import initialize_distributed
+
     quiet_library_logs()
     initialize_distributed()
-    evaluate_from_config(_CONFIG.value)
+    evaluate_from_config(config)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launcher.run(main)

@@ -8,14 +8,10 @@ Reads `workdir`, `model`, `seed`, `dtype`, `param_dtype`, `prompts.*` and `sampl
 already written are skipped, none is duplicated. On a TPU pod run it on every host.
 """
 
-import sys
-
 from absl import app
 from ml_collections import config_flags
 
-from ssd_jax.logs import quiet_library_logs
-from ssd_jax.parallel.distributed import initialize_distributed
-from ssd_jax.sampling.job import sample_from_config
+from ssd_jax import launcher
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "sampling config file", lock_config=True)
 
@@ -23,12 +19,14 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "sampling config file"
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = launcher.validated_config(_CONFIG, stages=("sample",))
+    from ssd_jax.logs import quiet_library_logs  # JAX loads from here on, after the config is checked
+    from ssd_jax.parallel.distributed import initialize_distributed
+    from ssd_jax.sampling.job import sample_from_config
+
     quiet_library_logs()
     initialize_distributed()
-    try:
-        summary = sample_from_config(_CONFIG.value)
-    except (FileNotFoundError, ValueError) as error:
-        sys.exit(f"sample: {error}")
+    summary = sample_from_config(config)
     print(
         f"{summary.written} samples written ({summary.completion_tokens} tokens), {summary.already_done} already "
         f"done, {summary.too_long} prompts too long for the context; shards in {summary.shard_dir}"
@@ -36,4 +34,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launcher.run(main)

@@ -5,13 +5,10 @@
 Finished stages are skipped; a killed run restarts where it stopped (see ssd_jax/pipeline.py).
 """
 
-import sys
-
 from absl import app
 from ml_collections import config_flags
 
-from ssd_jax.logs import quiet_library_logs
-from ssd_jax.pipeline import StageSettingsChangedError, run_pipeline
+from ssd_jax import launcher
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "pipeline config file", lock_config=True)
 
@@ -19,12 +16,13 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "pipeline config file"
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = launcher.validated_config(_CONFIG, stages=None)
+    from ssd_jax.logs import quiet_library_logs  # JAX loads from here on, after the config is checked
+    from ssd_jax.pipeline import run_pipeline
+
     quiet_library_logs()
-    try:
-        run_pipeline(_CONFIG.value)
-    except (FileNotFoundError, ValueError, StageSettingsChangedError) as error:
-        sys.exit(f"ssd: {error}")
+    run_pipeline(config)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launcher.run(main)

@@ -9,16 +9,10 @@ final/ (an ssd-jax model directory for `load_model`). Rerunning the same command
 the latest checkpoint; SIGTERM saves a checkpoint and exits with status 0.
 """
 
-import sys
-
 from absl import app, logging
 from ml_collections import config_flags
 
-from ssd_jax.data.pipeline import NoTrainingDataError
-from ssd_jax.logs import quiet_library_logs
-from ssd_jax.parallel.distributed import initialize_distributed
-from ssd_jax.training.checkpointing import RunMismatchError
-from ssd_jax.training.trainer import train_from_config
+from ssd_jax import launcher
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "training config file", lock_config=True)
 
@@ -26,16 +20,18 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "training config file"
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = launcher.validated_config(_CONFIG, stages=("train",))
+    from ssd_jax.logs import quiet_library_logs  # JAX loads from here on, after the config is checked
+    from ssd_jax.parallel.distributed import initialize_distributed
+    from ssd_jax.training.trainer import train_from_config
+
     quiet_library_logs()
     initialize_distributed()
-    try:
-        result = train_from_config(_CONFIG.value)
-    except (FileNotFoundError, NoTrainingDataError, RunMismatchError) as error:
-        sys.exit(f"train: {error}")
+    result = train_from_config(config)
     logging.info("training %s at step %d; metrics in %s", result.status, result.step, result.metrics_path)
     if result.final_model:
         print(f"final model: {result.final_model}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launcher.run(main)

@@ -21,6 +21,7 @@ import jax
 from absl import logging
 from etils import epath
 
+from ssd_jax.errors import SettingsChangedError
 from ssd_jax.parallel.distributed import initialize_distributed
 
 STAGES = ("sample", "train", "evaluate")
@@ -28,7 +29,7 @@ STAGE_DIRS = {"sample": "samples", "train": "train", "evaluate": "eval"}
 BASE_NAME, SSD_NAME = "base", "ssd"
 
 
-class StageSettingsChangedError(RuntimeError):
+class StageSettingsChangedError(SettingsChangedError):
     """A finished stage in the work directory ran with other settings than the config's."""
 
 

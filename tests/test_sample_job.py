@@ -12,6 +12,7 @@ import pytest
 
 from ssd_jax.data.prompt_format import DEFAULT_SYSTEM_MESSAGE
 from ssd_jax.data.records import read_records
+from ssd_jax.errors import InputError
 from ssd_jax.sampling.job import sample_from_config, samples_dir
 from ssd_jax.sweeps import variant_config
 
@@ -99,10 +100,10 @@ def test_a_killed_job_resumes_to_the_same_records(clean_run, tmp_path):
 
 
 def test_bad_inputs_are_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.jsonl"):
+    with pytest.raises(InputError, match="missing.jsonl"):
         sample_from_config(config_with(overrides(tmp_path, tmp_path / "missing.jsonl")))
     (tmp_path / "empty.jsonl").write_text("\n")
-    with pytest.raises(ValueError, match="no usable problems"):
+    with pytest.raises(InputError, match="no usable problems"):
         sample_from_config(config_with(overrides(tmp_path, tmp_path / "empty.jsonl")))
     unknown = subprocess.run(
         [sys.executable, "launch/sample.py", "--config=configs/tiny.py", "--config.sampling.temprature=1.0"],

@@ -29,6 +29,7 @@ from ssd_jax.evaluation.evaluator import EvalSettings, ModelSpec, evaluate
 from ssd_jax.evaluation.generation import GenerateFn, sampler_generate_fn
 from ssd_jax.evaluation.grading import GradingLimits
 from ssd_jax.evaluation.prompts import SYSTEM_MESSAGE_GENERIC
+from ssd_jax.reading import reading
 
 BASE_NAME, SSD_NAME = "base", "ssd"
 _LCB_FILTERS = ("release_version", "window", "start_date", "end_date", "difficulties", "platforms")
@@ -111,7 +112,8 @@ def evaluate_from_config(config: Mapping, models: list[ModelSpec | str] | None =
     filters = {k: v for k, v in benchmark.items() if k in _LCB_FILTERS and v not in (None, "", ())}
     if name != "livecodebench":  # the base config's LiveCodeBench defaults mean nothing elsewhere
         filters = {}
-    problems = load_benchmark(name, path, limit=limit or None, **filters)
+    with reading("eval.benchmark.path", path, "fix the file, or point config.eval.benchmark.path at a good copy"):
+        problems = load_benchmark(name, path, limit=limit or None, **filters)
     settings = settings_from_config(config)
     models = _checked(models if models is not None else models_from_config(config), section)
     generate_fn = generate_fn or sampler_generate_fn(

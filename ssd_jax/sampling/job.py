@@ -31,7 +31,9 @@ from ssd_jax.data.problem import Problem
 from ssd_jax.data.prompt_format import problem_messages
 from ssd_jax.data.prompts import load_prompts
 from ssd_jax.data.records import SampleRecord, ShardWriter, process_shard_name
+from ssd_jax.errors import ConfigError
 from ssd_jax.parallel import make_mesh
+from ssd_jax.reading import reading
 from ssd_jax.sampling.completions import Completion
 from ssd_jax.sampling.sampler import Sampler, SampleRequest
 
@@ -61,7 +63,8 @@ def samples_dir(workdir: str) -> Path:
 
 def _load_problems(prompts: Mapping) -> list[Problem]:
     options = {"require_passed": bool(prompts.require_passed)} if prompts.source == "rstar-coder" else {}
-    problems = load_prompts(prompts.source, prompts.path or None, limit=prompts.limit or None, **options)
+    with reading("prompts.path", prompts.path, "fix the file, or point config.prompts.path at a good copy"):
+        problems = load_prompts(prompts.source, prompts.path or None, limit=prompts.limit or None, **options)
     counts = collections.Counter(problem.id for problem in problems)
     repeated = sorted(pid for pid, n in counts.items() if n > 1)
     if repeated:
@@ -73,8 +76,8 @@ def _sampling_mesh(model_parallel: int) -> jax.sharding.Mesh:
     """This process's devices: `model_parallel` of them per model replica, the rest split the batch."""
     devices = jax.local_devices()
     if model_parallel < 1 or len(devices) % model_parallel:
-        raise ValueError(
-            f"config.sampling.model_parallel={model_parallel} must divide this process's {len(devices)} devices"
+        raise ConfigError(
+            f"sampling.model_parallel={model_parallel}: must divide this process's {len(devices)} devices"
         )
     return make_mesh(data=-1, fsdp=1, model=model_parallel, devices=devices)
 
@@ -119,7 +122,7 @@ def sample_from_config(config: Mapping) -> SamplingSummary:
                       seed=int(config.seed), stop_token_ids=tuple(s.stop_token_ids), stop_strings=tuple(s.stop_strings))
     prompts, too_long = _render(problems, loaded, sampler, config.prompts.system_message)
     if problems and not prompts:
-        raise ValueError(
+        raise ConfigError(
             f"none of the {len(problems)} prompts fits the model's {sampler.context}-token context; "
             "check config.prompts and config.model"
         )

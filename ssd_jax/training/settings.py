@@ -53,6 +53,7 @@ class TrainSettings:
     keep_checkpoints: int
     async_checkpointing: bool
     log_every: int
+    restore_fallback: bool
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
@@ -88,6 +89,7 @@ class TrainSettings:
             keep_checkpoints=int(train["keep_checkpoints"]),
             async_checkpointing=bool(train.get("async_checkpointing", True)),
             log_every=max(int(train.get("log_every", 1)), 1),
+            restore_fallback=bool(train.get("restore_fallback", False)),
         )
         settings.validate_batch(jax.process_count())
         return settings

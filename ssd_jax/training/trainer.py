@@ -24,6 +24,7 @@ from ssd_jax.checkpoints.load import LoadedModel, load_model
 from ssd_jax.checkpoints.orbax import save_model
 from ssd_jax.data.examples import ExampleTokenizer
 from ssd_jax.data.pipeline import prepare_data, training_batches
+from ssd_jax.errors import ConfigError
 from ssd_jax.parallel import make_mesh
 from ssd_jax.training import state
 from ssd_jax.training.checkpointing import TrainCheckpoints
@@ -61,7 +62,7 @@ def train(settings: TrainSettings) -> TrainResult:
     mesh = make_mesh(**settings.mesh)
     batch_devices = mesh.shape["data"] * mesh.shape["fsdp"]
     if settings.micro_batch % batch_devices:
-        raise ValueError(
+        raise ConfigError(
             f"config.train.micro_batch={settings.micro_batch} rows must split evenly over the mesh's "
             f"data × fsdp = {batch_devices} devices"
         )
@@ -100,11 +101,11 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
     ))
     step = checkpoints.latest_step or 0
     if step:
-        logger.info("resuming from the checkpoint of step %d in %s", step, checkpoints.directory)
         abstract_opt_state = _abstract(jax.eval_shape(optimizer.init, params), opt_shardings)
-        params, opt_state = checkpoints.restore(
-            step, _abstract(params, param_shardings), abstract_opt_state, data_iterator
+        step, params, opt_state = checkpoints.restore_latest(
+            _abstract(params, param_shardings), abstract_opt_state, data_iterator, fallback=settings.restore_fallback
         )
+        logger.info("resumed from the checkpoint of step %d in %s", step, checkpoints.directory)
     else:
         opt_state = state.init_opt_state(optimizer, params, opt_shardings)
     shape = (settings.accumulation, settings.micro_batch, settings.data.max_length)
