@@ -61,6 +61,9 @@ def _one_line_errors(main: Callable[[list[str]], Any], argv: list[str]) -> Any:
     except SsdJaxError as error:
         if _debugging():
             raise
+        # What the failed operation left behind (e.g. Orbax's unfinished reads of a damaged
+        # checkpoint) would otherwise print "Exception ignored in ..." tracebacks at exit.
+        sys.unraisablehook = lambda unraisable: None
         _fail(_joined(error), 1)
 
 

@@ -19,8 +19,12 @@ PARSE_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, EOFError)
 
 def root_cause(error: BaseException) -> str:
     """`Type: first line` of the innermost exception behind `error`, where the input was found wanting."""
-    while error.__cause__ is not None or error.__context__ is not None:
-        error = error.__cause__ or error.__context__
+    while True:
+        inner = error.__cause__ if error.__cause__ is not None else (
+            None if error.__suppress_context__ else error.__context__)  # `raise ... from None` ends the chain
+        if inner is None:
+            break
+        error = inner
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
 

@@ -31,6 +31,7 @@ from absl import logging
 from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 
 from ssd_jax.errors import InputError
+from ssd_jax.reading import root_cause
 
 SHARD_SUFFIX = ".arrayrecord"
 TMP_SUFFIX = ".tmp"
@@ -92,10 +93,10 @@ class SampleRecord:
 class CorruptShardError(InputError):
     """A sample shard that cannot be read back: truncated, or its bytes damaged."""
 
-    def __init__(self, path: str | Path, reason: str):
+    def __init__(self, path: str | Path, error: Exception):
         self.path = str(path)
         super().__init__(
-            f"sample shard {path} is truncated or corrupt ({reason.splitlines()[0]}); re-run sampling with the "
+            f"sample shard {path} is truncated or corrupt ({root_cause(error)}); re-run sampling with the "
             "same command (launch/sample.py or launch/ssd.py) and it rebuilds the records that are missing"
         )
 
@@ -132,11 +133,11 @@ def _read_file(path: Path) -> list[SampleRecord]:
         finally:
             reader.close()
     except RuntimeError as error:
-        raise CorruptShardError(path, str(error)) from error
+        raise CorruptShardError(path, error) from error
     try:
         return [SampleRecord.from_json(raw, f"{path}[{i}]") for i, raw in enumerate(raw_records)]
     except ValueError as error:  # includes JSON and UTF-8 decoding errors
-        raise CorruptShardError(path, str(error)) from error
+        raise CorruptShardError(path, error) from error
 
 
 def read_records(directory: str | Path) -> list[SampleRecord]:
@@ -248,7 +249,7 @@ class SampleRecordSource:
                 counts.append(reader.num_records())
                 reader.close()
             except RuntimeError as error:
-                raise CorruptShardError(path, str(error)) from error
+                raise CorruptShardError(path, error) from error
         self._ends = list(itertools.accumulate(counts))
         self._source = grain.sources.ArrayRecordDataSource(self.paths)
 
@@ -259,7 +260,7 @@ class SampleRecordSource:
         try:
             return json.loads(self._source[index])
         except (RuntimeError, ValueError) as error:  # ValueError: bytes that are not JSON
-            raise CorruptShardError(self.paths[bisect.bisect_right(self._ends, index)], str(error)) from error
+            raise CorruptShardError(self.paths[bisect.bisect_right(self._ends, index)], error) from error
 
     def __repr__(self) -> str:
         return f"SampleRecordSource({len(self.paths)} files, {len(self)} records)"
