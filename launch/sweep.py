@@ -5,7 +5,8 @@
 
 from absl import app, flags
 
-from ssd_jax import sweeps
+from configs.validation import pipeline_stages, validate_config
+from ssd_jax import launcher, sweeps
 
 _SWEEP = flags.DEFINE_string("sweep", None, "sweep file (BASE_CONFIG + get_sweep())", required=True)
 _PRINT = flags.DEFINE_bool("print", False, "print one launch/ssd.py command per variant instead of running")
@@ -19,11 +20,14 @@ def main(argv: list[str]) -> None:
         for overrides in variants:
             print(sweeps.launch_command("ssd", base_config, overrides))
         return
+    configs = [sweeps.variant_config(base_config, overrides) for overrides in variants]
+    for config in configs:  # every variant is checked before the first one starts
+        validate_config(config, pipeline_stages(config))
     from ssd_jax.pipeline import run_pipeline
 
-    for overrides in variants:
-        run_pipeline(sweeps.variant_config(base_config, overrides))
+    for config in configs:
+        run_pipeline(config)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launcher.run(main)
