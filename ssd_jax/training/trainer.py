@@ -105,7 +105,7 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
         step, params, opt_state = checkpoints.restore_latest(
             _abstract(params, param_shardings), abstract_opt_state, data_iterator, fallback=settings.restore_fallback
         )
-        logger.info("resumed from the checkpoint of step %d in %s", step, checkpoints.directory)
+        logger.info("resuming from the checkpoint of step %d in %s", step, checkpoints.directory)
     else:
         opt_state = state.init_opt_state(optimizer, params, opt_shardings)
     shape = (settings.accumulation, settings.micro_batch, settings.data.max_length)
