@@ -68,8 +68,11 @@ def _one_line_errors(main: Callable[[list[str]], Any], argv: list[str]) -> Any:
 
 
 def _joined(error: Exception) -> str:
-    """A multi-line message as one line (its lines joined by '; ')."""
-    return "; ".join(line.strip() for line in str(error).strip().splitlines() if line.strip())
+    """A multi-line message as one line: its lines joined by '; ' (by ' ' after a line ending in ':')."""
+    joined = ""
+    for line in (line.strip() for line in str(error).strip().splitlines() if line.strip()):
+        joined += ("" if not joined else " " if joined.endswith(":") else "; ") + line
+    return joined
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

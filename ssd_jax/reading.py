@@ -26,7 +26,7 @@ def root_cause(error: BaseException) -> str:
             break
         error = inner
     lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
+    return f"{type(error).__name__}: {lines[0][:300]}" if lines else f"{type(error).__name__} without a message"
 
 
 @contextlib.contextmanager
