@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
+from ssd_jax.errors import ConfigError
+
 MESH_AXES = ("data", "fsdp", "model")
 
 
@@ -22,16 +24,17 @@ def make_mesh(
     devices = list(devices if devices is not None else jax.devices())
     sizes = [data, fsdp, model]
     if sizes.count(-1) > 1:
-        raise ValueError(f"at most one mesh axis may be -1, got data={data}, fsdp={fsdp}, model={model}")
+        raise ConfigError(f"mesh: at most one axis may be -1, got data={data}, fsdp={fsdp}, model={model}")
     known = math.prod(s for s in sizes if s != -1)
     if -1 in sizes:
         if len(devices) % known:
-            raise ValueError(f"{len(devices)} devices do not divide into a mesh with fixed axes of product {known}")
+            raise ConfigError(f"mesh data={data}, fsdp={fsdp}, model={model}: the {len(devices)} devices do not "
+                              f"divide by the fixed axes' product {known}; make it divide {len(devices)}")
         sizes[sizes.index(-1)] = len(devices) // known
     if math.prod(sizes) != len(devices):
-        raise ValueError(
+        raise ConfigError(
             f"mesh data={sizes[0]} × fsdp={sizes[1]} × model={sizes[2]} needs {math.prod(sizes)} devices, "
-            f"but {len(devices)} are available"
+            f"but {len(devices)} are available; make the product {len(devices)}, or set one axis to -1"
         )
     grid = np.asarray(devices, dtype=object).reshape(sizes)
     return jax.sharding.Mesh(grid, MESH_AXES, axis_types=(jax.sharding.AxisType.Auto,) * 3)

@@ -22,7 +22,7 @@ NAME = "train"
 FINGERPRINT = ("model", "seed", "dtype", "param_dtype", "data", "train")
 # How fast or how often, never what is computed: these may change between restarts.
 EXECUTION_ONLY = ("data.read_threads", "train.micro_batch", "train.remat", "train.attention", "train.checkpoint_every",
-                  "train.keep_checkpoints", "train.async_checkpointing", "train.log_every")
+                  "train.keep_checkpoints", "train.async_checkpointing", "train.log_every", "train.restore_fallback")
 
 
 class Preempted(SsdJaxError):

@@ -37,6 +37,7 @@ class TrainSettings:
     keep_checkpoints: int
     async_checkpointing: bool
     log_every: int
+    restore_fallback: bool
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
@@ -71,6 +72,7 @@ class TrainSettings:
             keep_checkpoints=int(train["keep_checkpoints"]),
             async_checkpointing=bool(train["async_checkpointing"]),
             log_every=max(int(train["log_every"]), 1),
+            restore_fallback=bool(train["restore_fallback"]),
         )
         settings.validate_batch(jax.process_count())
         return settings
