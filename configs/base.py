@@ -5,10 +5,10 @@ needs from the same config. Other configs start from `get_config()` here and cha
 Override any field on the command line: `--config.sampling.temperature=1.2`.
 
 Before any stage runs, the fields the stages read are checked against the ranges below
-(`ssd_jax.stages.prepare` calls configs/validation.py). Sampling follows vLLM's `SamplingParams` conventions: temperature >= 0
-(0 = greedy; SSD's own sampling needs > 0), top-k >= 1 or 0 for off, top-p in (0, 1] with 1.0
-for off. A value that would silently change the method (greedy SSD data, n_samples=0) is an
-error, and so is a field this file does not define.
+(`ssd_jax.stages.prepare` calls configs/validation.py). Sampling follows vLLM's
+`SamplingParams` conventions: temperature >= 0 (0 = greedy; SSD's own sampling needs > 0),
+top-k >= 1 or 0 for off, top-p in (0, 1] with 1.0 for off. A value that would silently change
+the method (greedy SSD data, n_samples=0) is an error, and so is a field this file does not define.
 """
 
 from ml_collections import ConfigDict

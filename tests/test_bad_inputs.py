@@ -47,8 +47,9 @@ from ssd_jax.sampling import filter as sampling_filter
 from ssd_jax.training.checkpointing import UNREADABLE_SUFFIX, CheckpointRestoreError, TrainCheckpoints
 
 SHARD = "samples/samples-process00000-00001.arrayrecord"
-# The 2-step training run the prepared work directory holds; train cases repeat its settings.
-TRAIN = ["--config.data.samples_dir={w}/samples", "--config.data.max_length=128", "--config.data.read_threads=1",
+# The 2-step training run the prepared work directory holds (on <workdir>/samples, so that a copy of
+# the directory resumes with the same settings); train cases repeat its settings.
+TRAIN = ["--config.data.max_length=128", "--config.data.read_threads=1",
          "--config.train.steps=2", "--config.train.global_batch=2", "--config.train.warmup_steps=1",
          "--config.train.checkpoint_every=1", "--config.train.keep_checkpoints=2"]
 NO_SSD = ["--config.eval.include_ssd=False"]
