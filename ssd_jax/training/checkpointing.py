@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 import grain
@@ -47,6 +48,32 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 def _normalise(tree: Any) -> Any:
     """JSON round trip, so tuples and lists (and int/float keys) compare as stored."""
     return json.loads(json.dumps(tree))
+
+
+def _quiet_leftover_reads() -> None:
+    """A failing Orbax restore leaves TensorStore reads in flight; when they finish, their callbacks
+    find Orbax's event loop closed and print 'RuntimeError: Event loop is closed' tracebacks. Those
+    reports (and only those) go to the debug log instead of the terminal from now on."""
+    if getattr(sys.excepthook, "drops_closed_loop_reports", False):
+        return
+
+    def closed_loop(error: BaseException | None) -> bool:
+        return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+
+    def excepthook(kind, error, traceback, original=sys.excepthook):
+        if closed_loop(error):
+            logger.debug("a read left over from a failed restore: %r", error)
+        else:
+            original(kind, error, traceback)
+
+    def unraisablehook(unraisable, original=sys.unraisablehook):
+        if closed_loop(unraisable.exc_value):
+            logger.debug("a read left over from a failed restore: %r", unraisable.exc_value)
+        else:
+            original(unraisable)
+
+    excepthook.drops_closed_loop_reports = True
+    sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
 
 
 class TrainCheckpoints:
@@ -107,6 +134,7 @@ class TrainCheckpoints:
             opt_state=ocp.args.StandardRestore(abstract_opt_state),
             data=grain.checkpoint.CheckpointRestore(item=data_iterator),
         )
+        _quiet_leftover_reads()  # before: the reports can come while the restore is still failing
         try:
             restored = self._manager.restore(step, args=args)
         except Exception as error:  # Orbax and TensorStore report damaged files with many exception types
