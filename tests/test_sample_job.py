@@ -96,6 +96,7 @@ def test_a_killed_job_resumes_to_the_same_records_and_refuses_changed_settings(c
     assert 0 < len(partial) < len(expected)
 
     files = sorted(path.name for path in shards.iterdir())
+    (tmp_path / "other-model").mkdir()  # the config is valid (the path exists); only the settings changed
     for field, value, message in [
         ("sampling.temperature", 1.2, "sampling.temperature: 1.6 → 1.2"),
         ("model", str(tmp_path / "other-model"), f'model: "tiny-random" → "{tmp_path / "other-model"}"'),
