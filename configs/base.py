@@ -3,6 +3,12 @@
 Each launcher (`launch/sample.py`, `train.py`, `evaluate.py`, `ssd.py`) reads the sections it
 needs from the same config. Other configs start from `get_config()` here and change fields.
 Override any field on the command line: `--config.sampling.temperature=1.2`.
+
+Before any stage runs, the fields the stages read are checked against the ranges below
+(`ssd_jax.stages.prepare` calls configs/validation.py). Sampling follows vLLM's
+`SamplingParams` conventions: temperature >= 0 (0 = greedy; SSD's own sampling needs > 0),
+top-k >= 1 or 0 for off, top-p in (0, 1] with 1.0 for off. A value that would silently change
+the method (greedy SSD data, n_samples=0) is an error, and so is a field this file does not define.
 """
 
 from ml_collections import ConfigDict
@@ -93,6 +99,7 @@ def get_config() -> ConfigDict:
     c.train.checkpoint_every = 250
     c.train.keep_checkpoints = 3
     c.train.checkpoint_models = False  # Also export each checkpoint's model to train/models/step_<N> (eval.checkpoints=all).
+    c.train.restore_fallback = False  # Latest checkpoint unreadable: resume from the newest readable one instead of stopping.
     c.train.async_checkpointing = True  # Write checkpoints in the background while training goes on.
     c.train.log_every = 50  # Also log a metrics line every N steps (metrics.jsonl gets every step).
 

@@ -10,6 +10,7 @@ import sys
 
 from absl import app, flags
 
+from ssd_jax import launcher
 from ssd_jax.data.records import read_records
 
 _INPUT = flags.DEFINE_string("input", None, "Directory of sample shards (*.arrayrecord).", required=True)
@@ -19,10 +20,7 @@ _OUTPUT = flags.DEFINE_string("output", "-", "JSONL file to write; '-' writes to
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        records = read_records(_INPUT.value)
-    except FileNotFoundError as error:
-        sys.exit(f"dump_samples: {error}")
+    records = read_records(_INPUT.value)
     out = sys.stdout if _OUTPUT.value == "-" else open(_OUTPUT.value, "w", encoding="utf-8")
     try:
         for record in records:
@@ -33,4 +31,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launcher.run(main)

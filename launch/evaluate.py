@@ -7,12 +7,10 @@ verdicts.jsonl, then results.json and pass_at_1.png, and prints the table. Rerun
 changed settings are refused. On a pod, run it on every host: the problems are split between them.
 """
 
-import sys
-
 from absl import app
 from ml_collections import config_flags
 
-from ssd_jax.errors import SsdJaxError
+from ssd_jax import launcher
 from ssd_jax.logs import quiet_library_logs
 from ssd_jax.stages import run_stages
 
@@ -22,12 +20,10 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "run config file", loc
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = launcher.given_config(_CONFIG)
     quiet_library_logs()
-    try:
-        run_stages(_CONFIG.value, ["evaluate"])
-    except SsdJaxError as error:
-        sys.exit(f"evaluate: {error}")
+    run_stages(config, ["evaluate"])
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launcher.run(main)

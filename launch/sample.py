@@ -8,12 +8,10 @@ already written are skipped, none is duplicated; changed settings are refused. O
 on every host (launch/tpu/run.sh).
 """
 
-import sys
-
 from absl import app
 from ml_collections import config_flags
 
-from ssd_jax.errors import SsdJaxError
+from ssd_jax import launcher
 from ssd_jax.logs import quiet_library_logs
 from ssd_jax.stages import run_stages
 
@@ -23,12 +21,10 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "run config file", loc
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = launcher.given_config(_CONFIG)
     quiet_library_logs()
-    try:
-        run_stages(_CONFIG.value, ["sample"])
-    except SsdJaxError as error:
-        sys.exit(f"sample: {error}")
+    run_stages(config, ["sample"])
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launcher.run(main)

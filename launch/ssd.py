@@ -6,12 +6,10 @@ Finished stages are skipped; a killed run restarts where it stopped; changed set
 refused (ssd_jax/stages/). On a pod, run it on every host (launch/tpu/run.sh).
 """
 
-import sys
-
 from absl import app
 from ml_collections import config_flags
 
-from ssd_jax.errors import SsdJaxError
+from ssd_jax import launcher
 from ssd_jax.logs import quiet_library_logs
 from ssd_jax.stages import run_stages
 from ssd_jax.stages.train import Preempted
@@ -22,14 +20,13 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "run config file", loc
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = launcher.given_config(_CONFIG)
     quiet_library_logs()
     try:
-        run_stages(_CONFIG.value)
-    except Preempted as stopped:
+        run_stages(config)
+    except Preempted as stopped:  # not a failure: rerunning resumes (exit status 0)
         print(f"ssd: {stopped}")
-    except SsdJaxError as error:
-        sys.exit(f"ssd: {error}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launcher.run(main)

@@ -6,7 +6,8 @@
 
 from absl import app, flags
 
-from ssd_jax import sweeps
+from configs.validation import validate_config
+from ssd_jax import launcher, sweeps
 
 _SWEEP = flags.DEFINE_string("sweep", None, "sweep file (BASE_CONFIG + get_sweep())", required=True)
 _PRINT = flags.DEFINE_bool("print", False, "print one launch/ssd.py command per variant instead of running")
@@ -26,12 +27,20 @@ def main(argv: list[str]) -> None:
         for overrides in variants:
             print(sweeps.launch_command("ssd", base_config, overrides))
         return
-    from ssd_jax.stages import run_stages
+    from ssd_jax.stages import parse_stages, run_stages
+    from ssd_jax.stages.train import Preempted
 
-    for overrides in variants:
-        run_stages(sweeps.variant_config(base_config, overrides))
+    configs = [sweeps.variant_config(base_config, overrides) for overrides in variants]
+    for config in configs:  # every variant is checked before the first one starts
+        validate_config(config, parse_stages(config.stages))
+    try:
+        for config in configs:
+            run_stages(config)
+    except Preempted as stopped:  # not a failure: rerunning the sweep resumes (exit status 0)
+        print(f"sweep: {stopped}")
+        return
     print(sweeps.sweep_report(base_config, variants))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launcher.run(main)

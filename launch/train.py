@@ -8,12 +8,10 @@ command resumes from the latest checkpoint; SIGTERM (on any host) saves a checkp
 host and exits with status 0.
 """
 
-import sys
-
 from absl import app
 from ml_collections import config_flags
 
-from ssd_jax.errors import SsdJaxError
+from ssd_jax import launcher
 from ssd_jax.logs import quiet_library_logs
 from ssd_jax.stages import run_stages
 from ssd_jax.stages.train import Preempted
@@ -24,16 +22,15 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "run config file", loc
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = launcher.given_config(_CONFIG)
     quiet_library_logs()
     try:
-        result = run_stages(_CONFIG.value, ["train"])["train"]
-    except Preempted as stopped:
+        result = run_stages(config, ["train"])["train"]
+    except Preempted as stopped:  # not a failure: rerunning resumes (exit status 0)
         print(f"train: {stopped}")
         return
-    except SsdJaxError as error:
-        sys.exit(f"train: {error}")
     print(f"final model: {result['final_model']}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launcher.run(main)

@@ -14,6 +14,7 @@ from gguf_tiny import random_tensors, tiny_tokens, write_tiny_gguf
 from hf_tiny import hf_logits, save_tiny
 from ssd_jax import load_model
 from ssd_jax.checkpoints.load import end_of_sequence_ids
+from ssd_jax.errors import InputError
 from ssd_jax.parallel import make_mesh
 
 
@@ -63,7 +64,7 @@ def _byte_tokenizer_json() -> str:
     [("/nonexistent/model.gguf", "does not exist"), ("/nonexistent", "cannot load model"), ("no-such-model", "built-in")],
 )
 def test_bad_references_say_what_is_accepted(ref, message):
-    with pytest.raises((ValueError, FileNotFoundError), match=message):
+    with pytest.raises(InputError, match=message):
         load_model(ref)
 
 

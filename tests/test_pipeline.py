@@ -17,6 +17,7 @@ from ssd_jax.data.pipeline import (
     training_batches,
 )
 from ssd_jax.data.records import read_records
+from ssd_jax.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +178,11 @@ def test_overlong_examples_are_counted_when_dropped_or_truncated(shards, example
 
 
 def test_missing_empty_and_fully_filtered_data_fail_clearly(tmp_path, examples):
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(InputError, match="not found"):
         prepare_data(DataSettings(samples_dir=str(tmp_path / "nowhere")), examples)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(FileNotFoundError, match="no sample shards"):
+    with pytest.raises(InputError, match="no sample shards"):
         prepare_data(DataSettings(samples_dir=str(empty)), examples)
     ArrayRecordWriter(str(empty / "samples-process00000-00000.arrayrecord"), "group_size:1").close()
     with pytest.raises(NoTrainingDataError, match="hold no records"):

@@ -19,6 +19,7 @@ from ssd_jax.data.records import (
     process_shard_name,
     read_records,
 )
+from ssd_jax.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,9 +113,9 @@ def test_process_shards_share_a_directory(tmp_path):
 
 
 def test_missing_or_empty_directory_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not found: .*nope"):
+    with pytest.raises(InputError, match="not found: .*nope"):
         read_records(tmp_path / "nope")
-    with pytest.raises(FileNotFoundError, match="no sample shards"):
+    with pytest.raises(InputError, match="no sample shards"):
         SampleRecordSource(tmp_path)
     assert done_keys(tmp_path / "nope") == set()
 

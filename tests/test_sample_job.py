@@ -13,7 +13,7 @@ import pytest
 
 from ssd_jax.data.prompt_format import DEFAULT_SYSTEM_MESSAGE
 from ssd_jax.data.records import read_records
-from ssd_jax.errors import SettingsChangedError
+from ssd_jax.errors import InputError, SettingsChangedError
 from ssd_jax.stages import run_stages
 from ssd_jax.stages.sample import run as sample_from_config
 from ssd_jax.sweeps import variant_config
@@ -96,6 +96,7 @@ def test_a_killed_job_resumes_to_the_same_records_and_refuses_changed_settings(c
     assert 0 < len(partial) < len(expected)
 
     files = sorted(path.name for path in shards.iterdir())
+    (tmp_path / "other-model").mkdir()  # the config is valid (the path exists); only the settings changed
     for field, value, message in [
         ("sampling.temperature", 1.2, "sampling.temperature: 1.6 → 1.2"),
         ("model", str(tmp_path / "other-model"), f'model: "tiny-random" → "{tmp_path / "other-model"}"'),
@@ -116,10 +117,10 @@ def test_a_killed_job_resumes_to_the_same_records_and_refuses_changed_settings(c
 
 
 def test_bad_inputs_are_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.jsonl"):
+    with pytest.raises(InputError, match="missing.jsonl"):
         sample_from_config(config_with(overrides(tmp_path, tmp_path / "missing.jsonl")))
     (tmp_path / "empty.jsonl").write_text("\n")
-    with pytest.raises(ValueError, match="no usable problems"):
+    with pytest.raises(InputError, match="no usable problems"):
         sample_from_config(config_with(overrides(tmp_path, tmp_path / "empty.jsonl")))
     unknown = subprocess.run(
         [sys.executable, "launch/sample.py", "--config=configs/tiny.py", "--config.sampling.temprature=1.0"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import types
@@ -18,10 +19,12 @@ from flax import nnx
 from ssd_jax.checkpoints import orbax as ssd_checkpoint
 from ssd_jax.checkpoints.hf import model_from_tensors
 from ssd_jax.checkpoints.tensor_source import SafetensorsSource
+from ssd_jax.errors import InputError
 from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.transformer import Transformer
 from ssd_jax.parallel import shard_model, single_device_mesh
 from ssd_jax.parallel.rules import DEFAULT_RULES, Rules
+from ssd_jax.reading import reading
 from ssd_jax.workdir import cache_path, is_local, local_copy
 
 
@@ -82,16 +85,23 @@ def load_model(
         return _load_tiny(overrides, mesh, rules)
     if ref in builtin.BUILTIN_MODELS:
         return _load_gguf(str(builtin.resolve_builtin(ref)), ref, overrides, mesh, rules)
+    # A file that does not parse fails in many ways (safetensors', TensorStore's and Orbax's own
+    # exception types among them): any failure while reading it names the file.
+    damaged = functools.partial(reading, "model", ref, "the checkpoint is damaged or not a supported model; "
+                                "copy or convert it again", errors=(Exception,))
     if ref.endswith(".gguf"):
         if not os.path.isfile(ref):
-            raise FileNotFoundError(f"GGUF file {ref} does not exist")
-        return _load_gguf(ref, ref, overrides, mesh, rules)
+            raise InputError(f"GGUF file {ref} does not exist")
+        with damaged():
+            return _load_gguf(ref, ref, overrides, mesh, rules)
     if not is_local(ref) or os.path.isdir(ref):
         if ssd_checkpoint.is_model_dir(ref):
-            return _load_ssd(ref, overrides, mesh, rules)
+            with damaged():
+                return _load_ssd(ref, overrides, mesh, rules)
         if epath.Path(ref).joinpath("config.json").is_file():
-            return _load_hf(ref, overrides, mesh, rules)
-    raise ValueError(
+            with damaged():
+                return _load_hf(ref, overrides, mesh, rules)
+    raise InputError(
         f"cannot load model {ref!r}: expected an HF directory (config.json + *.safetensors), a .gguf "
         f"file, an ssd-jax model directory (with {ssd_checkpoint.MARKER}), or a built-in name "
         f"({', '.join(sorted([*builtin.BUILTIN_MODELS, tiny.NAME]))})"

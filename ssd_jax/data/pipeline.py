@@ -35,13 +35,14 @@ import numpy as np
 from ssd_jax.data.examples import ExampleTokenizer, fit_length, next_token_example
 from ssd_jax.data.filtering import filter_completions
 from ssd_jax.data.records import SampleRecordSource
+from ssd_jax.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 _SEQUENCE_FEATURES = ("inputs", "targets", "weights")
 
 
-class NoTrainingDataError(ValueError):
+class NoTrainingDataError(InputError):
     """Nothing is left to train on after filtering and length limits."""
 
 

@@ -11,11 +11,18 @@ On a multi-host job every process writes its own shard name (`process_shard_name
 The directory may be local or remote (`gs://`, through `etils.epath`). ArrayRecord reads and
 writes local files only, so a remote chunk is written locally and uploaded whole (an object
 appears complete or not at all), and remote shards are copied to a local cache before reading.
+
+A chunk that cannot be read back (truncated or corrupted on disk) is a `CorruptShardError`
+naming the file. A restarted writer moves its own unreadable chunks aside
+(`<file>.corrupt`, kept for inspection) and treats their records as not done, so re-running
+sampling with the same command rebuilds exactly the records that were lost.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -23,13 +30,17 @@ import tempfile
 from typing import Any
 
 import grain
+from absl import logging
 from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 from etils import epath
 
+from ssd_jax.errors import InputError
+from ssd_jax.reading import root_cause
 from ssd_jax.workdir import is_local, local_copy
 
 SHARD_SUFFIX = ".arrayrecord"
 TMP_SUFFIX = ".tmp"
+CORRUPT_SUFFIX = ".corrupt"
 _WRITER_OPTIONS = "group_size:1"  # one record per chunk group: cheap random access for Grain
 _SHARD_NAME = re.compile(r"[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*")
 
@@ -84,6 +95,17 @@ class SampleRecord:
         return cls.from_dict(json.loads(raw), where)
 
 
+class CorruptShardError(InputError):
+    """A sample shard that cannot be read back: truncated, or its bytes damaged."""
+
+    def __init__(self, path: str | epath.PathLike, error: Exception):
+        self.path = str(path)
+        super().__init__(
+            f"sample shard {path} is truncated or corrupt ({root_cause(error)}); re-run sampling with the "
+            "same command (launch/sample.py or launch/ssd.py) and it rebuilds the records that are missing"
+        )
+
+
 def process_shard_name(process_index: int, prefix: str = "samples") -> str:
     """The shard name for one process of a (multi-host) job, e.g. `samples-process00003`."""
     return f"{prefix}-process{process_index:05d}"
@@ -94,14 +116,16 @@ def _chunk_pattern(shard_name: str, suffix: str) -> re.Pattern[str]:
 
 
 def shard_files(directory: str | epath.PathLike) -> list[epath.Path]:
-    """Every complete shard chunk in `directory`, sorted by name; errors if there is none."""
+    """Every complete shard chunk in `directory`, sorted by name; `InputError` if there is none."""
     directory = epath.Path(directory)
     if not directory.is_dir():
-        raise FileNotFoundError(f"sample shard directory not found: {directory}")
+        raise InputError(f"sample shard directory not found: {directory}; run sampling first (launch/sample.py) "
+                         "or point config.data.samples_dir at the shards")
     files = sorted(directory.glob(f"*{SHARD_SUFFIX}"))
     if not files:
-        raise FileNotFoundError(
-            f"no sample shards (*{SHARD_SUFFIX}) in {directory}; has sampling written anything?"
+        raise InputError(
+            f"no sample shards (*{SHARD_SUFFIX}) in {directory}; has sampling written anything? "
+            "Run it (launch/sample.py) with the same config"
         )
     return files
 
@@ -113,12 +137,19 @@ def local_shard_paths(files: list[epath.Path]) -> list[str]:
 
 
 def _read_file(path: str, where: epath.Path) -> list[SampleRecord]:
-    reader = ArrayRecordReader(path)
+    """The records of the local file `path` (a copy of `where`); `CorruptShardError` naming `where`."""
+    try:  # the ArrayRecord reader reports a damaged file as RuntimeError
+        reader = ArrayRecordReader(path)
+        try:
+            raw_records = reader.read_all()
+        finally:
+            reader.close()
+    except RuntimeError as error:
+        raise CorruptShardError(where, error) from error
     try:
-        raw_records = reader.read_all()
-    finally:
-        reader.close()
-    return [SampleRecord.from_json(raw, f"{where}[{i}]") for i, raw in enumerate(raw_records)]
+        return [SampleRecord.from_json(raw, f"{where}[{i}]") for i, raw in enumerate(raw_records)]
+    except ValueError as error:  # includes JSON and UTF-8 decoding errors
+        raise CorruptShardError(where, error) from error
 
 
 def read_records(directory: str | epath.PathLike) -> list[SampleRecord]:
@@ -161,8 +192,24 @@ class ShardWriter:
             elif match := complete.fullmatch(path.name):
                 chunks.append(int(match.group(1)))
         self._next_chunk = max(chunks, default=-1) + 1
-        self._done = done_keys(self.directory)
+        self._done = self._readable_done_keys(complete)
         self._buffer: list[SampleRecord] = []
+
+    def _readable_done_keys(self, own_chunk: re.Pattern[str]) -> set[tuple[str, int]]:
+        """The keys of every readable chunk; this shard's unreadable chunks are moved aside (their
+        records will be written again), other shards' are left to their own writers."""
+        done = set()
+        for path in sorted(self.directory.glob(f"*{SHARD_SUFFIX}")):
+            try:
+                done.update(record.key for record in _read_file(local_copy(path), path))
+            except CorruptShardError as error:
+                if own_chunk.fullmatch(path.name):
+                    path.rename(path.with_name(path.name + CORRUPT_SUFFIX))
+                    logging.warning("%s: moved aside to %s%s; its records will be sampled again",
+                                    error.path, path.name, CORRUPT_SUFFIX)
+                else:
+                    logging.warning("%s: another shard's writer rebuilds it", error)
+        return done
 
     def is_done(self, prompt_id: str, sample_index: int) -> bool:
         return (prompt_id, sample_index) in self._done
@@ -214,14 +261,27 @@ class SampleRecordSource:
     """Random access over every record in a shard directory, for Grain (returns dicts)."""
 
     def __init__(self, directory: str | epath.PathLike):
-        self.paths = local_shard_paths(shard_files(directory))
+        self.files = shard_files(directory)
+        self.paths = local_shard_paths(self.files)
+        counts = []
+        for path, where in zip(self.paths, self.files):  # a truncated file fails here, a damaged record when read
+            try:
+                reader = ArrayRecordReader(path)
+                counts.append(reader.num_records())
+                reader.close()
+            except RuntimeError as error:
+                raise CorruptShardError(where, error) from error
+        self._ends = list(itertools.accumulate(counts))
         self._source = grain.sources.ArrayRecordDataSource(self.paths)
 
     def __len__(self) -> int:
         return len(self._source)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return json.loads(self._source[index])
+        try:
+            return json.loads(self._source[index])
+        except (RuntimeError, ValueError) as error:  # ValueError: bytes that are not JSON
+            raise CorruptShardError(self.files[bisect.bisect_right(self._ends, index)], error) from error
 
     def __repr__(self) -> str:
         return f"SampleRecordSource({len(self.paths)} files, {len(self)} records)"

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
+from ssd_jax.errors import ConfigError
+
 MESH_AXES = ("data", "fsdp", "expert", "model")
 BATCH_AXES = ("data", "fsdp", "expert")  # the axes a batch's rows are split over
 
@@ -25,16 +27,18 @@ def make_mesh(
     sizes = [data, fsdp, expert, model]
     described = f"data={data}, fsdp={fsdp}, expert={expert}, model={model}"
     if sizes.count(-1) > 1:
-        raise ValueError(f"at most one mesh axis may be -1, got {described}")
+        raise ConfigError(f"mesh: at most one axis may be -1, got {described}")
     known = math.prod(s for s in sizes if s != -1)
     if -1 in sizes:
         if len(devices) % known:
-            raise ValueError(f"{len(devices)} devices do not divide into a mesh with fixed axes of product {known}")
+            raise ConfigError(f"mesh {described}: the {len(devices)} devices do not "
+                              f"divide by the fixed axes' product {known}; make it divide {len(devices)}")
         sizes[sizes.index(-1)] = len(devices) // known
     if math.prod(sizes) != len(devices):
-        raise ValueError(
+        raise ConfigError(
             f"mesh data={sizes[0]} × fsdp={sizes[1]} × expert={sizes[2]} × model={sizes[3]} needs "
-            f"{math.prod(sizes)} devices, but {len(devices)} are available"
+            f"{math.prod(sizes)} devices, but {len(devices)} are available; make the product {len(devices)}, "
+            "or set one axis to -1"
         )
     grid = np.asarray(devices, dtype=object).reshape(sizes)
     return jax.sharding.Mesh(grid, MESH_AXES, axis_types=(jax.sharding.AxisType.Auto,) * len(MESH_AXES))

@@ -19,6 +19,7 @@ from typing import Any
 
 from absl import logging
 
+from configs.validation import validate_config
 from ssd_jax.errors import ConfigError
 from ssd_jax.parallel.distributed import initialize_distributed, use_compilation_cache
 from ssd_jax.stages import common, evaluate, report, sample, train
@@ -37,8 +38,10 @@ def parse_stages(text: str) -> list[str]:
 
 
 def prepare(config: Mapping, stages: Sequence[str]) -> Workdir:
-    """Everything done once before any stage: check the config, join the pod's other processes,
-    set up the compilation cache. Returns the run's work directory."""
+    """Everything done once before any stage: check the config fields `stages` read
+    (configs/validation.py), join the pod's other processes, set up the compilation cache.
+    Returns the run's work directory."""
+    validate_config(config, stages)
     workdir = Workdir(config["workdir"])
     initialize_distributed(config["distributed"])
     use_compilation_cache(config["compilation_cache_dir"])

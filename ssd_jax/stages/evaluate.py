@@ -52,6 +52,7 @@ from ssd_jax.evaluation.report import format_table, write_report
 from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
 from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.problems import load_benchmark
+from ssd_jax.reading import reading
 from ssd_jax.stages import train
 from ssd_jax.stages.common import barrier, flat_fields
 from ssd_jax.stages.sample import process_local_mesh
@@ -172,7 +173,8 @@ def _benchmark(config: Mapping):
     filters = {k: v for k, v in benchmark.items() if k in _LCB_FILTERS and v not in (None, "", ())}
     if name != "livecodebench":  # the base config's LiveCodeBench defaults mean nothing elsewhere
         filters = {}
-    problems = load_benchmark(name, path, limit=limit or None, **filters)
+    with reading("eval.benchmark.path", path, "fix the file, or point config.eval.benchmark.path at a good copy"):
+        problems = load_benchmark(name, path, limit=limit or None, **filters)
     if not problems:
         raise InputError(f"no problems to evaluate in benchmark {name!r} ({path or 'packaged'}): check "
                          "config.eval.benchmark.path and its filters")
@@ -194,7 +196,7 @@ def run(config: Mapping, generate_fn: GenerateFn | None = None) -> dict[str, Any
         generate_fn = sampler_generate_fn(
             max_new_tokens=int(section["max_new_tokens"]), batch_size=int(section["batch_size"]),
             seed=settings.seed, dtype=str(config["dtype"]),
-            mesh=process_local_mesh(model_parallel, "config.eval.model_parallel"),
+            mesh=process_local_mesh(model_parallel, "eval.model_parallel"),
             max_total_tokens=int(section["max_total_tokens"]) or None, chat_template_kwargs=_template_kwargs(config))
     share = problems[jax.process_index()::jax.process_count()]
     evaluate_share(workdir.eval_share(jax.process_index()), models, share, settings, generate_fn, isolation)

@@ -36,6 +36,7 @@ from ssd_jax.data.records import SampleRecord, ShardWriter, process_shard_name
 from ssd_jax.errors import ConfigError, InputError
 from ssd_jax.parallel import make_mesh
 from ssd_jax.problems.types import Problem
+from ssd_jax.reading import reading
 from ssd_jax.sampling.completions import Completion
 from ssd_jax.sampling.sampler import Sampler, SampleRequest
 from ssd_jax.stages.common import flat_fields
@@ -69,7 +70,8 @@ class _Prompt:
 
 def _load_problems(prompts: Mapping) -> list[Problem]:
     options = {"require_passed": bool(prompts.require_passed)} if prompts.source == "rstar-coder" else {}
-    problems = load_prompts(prompts.source, prompts.path or None, limit=prompts.limit or None, **options)
+    with reading("prompts.path", prompts.path, "fix the file, or point config.prompts.path at a good copy"):
+        problems = load_prompts(prompts.source, prompts.path or None, limit=prompts.limit or None, **options)
     counts = collections.Counter(problem.id for problem in problems)
     repeated = sorted(pid for pid, n in counts.items() if n > 1)
     if repeated:
@@ -77,12 +79,12 @@ def _load_problems(prompts: Mapping) -> list[Problem]:
     return problems
 
 
-def process_local_mesh(model_parallel: int, field: str = "config.sampling.model_parallel") -> jax.sharding.Mesh:
+def process_local_mesh(model_parallel: int, field: str = "sampling.model_parallel") -> jax.sharding.Mesh:
     """This process's devices: `model_parallel` of them per model replica, the rest split the batch.
     Sampling never spans hosts: each process decodes its own share with no collectives."""
     devices = jax.local_devices()
     if model_parallel < 1 or len(devices) % model_parallel:
-        raise ConfigError(f"{field}={model_parallel} must divide this process's {len(devices)} devices")
+        raise ConfigError(f"{field}={model_parallel}: must divide this process's {len(devices)} devices")
     return make_mesh(data=-1, fsdp=1, model=model_parallel, devices=devices)
 
 

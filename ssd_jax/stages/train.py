@@ -22,10 +22,11 @@ NAME = "train"
 # The chat-template arguments render the training rows from the samples' messages.
 FINGERPRINT = ("model", "seed", "dtype", "param_dtype", "data", "train", "prompts.chat_template_kwargs")
 # How fast or how often, never what is computed: these may change between restarts. (Packed
-# rows hold the same examples per step; checkpoint models are exports beside the checkpoints.)
+# rows hold the same examples per step; checkpoint models are exports beside the checkpoints;
+# restore_fallback is the way out that an unreadable checkpoint's error names.)
 EXECUTION_ONLY = ("data.read_threads", "data.packed_rows", "train.micro_batch", "train.remat", "train.attention",
                   "train.checkpoint_every", "train.keep_checkpoints", "train.async_checkpointing", "train.log_every",
-                  "train.checkpoint_models")
+                  "train.checkpoint_models", "train.restore_fallback")
 
 
 class Preempted(SsdJaxError):

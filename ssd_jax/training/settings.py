@@ -39,6 +39,7 @@ class TrainSettings:
     async_checkpointing: bool
     log_every: int
     checkpoint_models: bool  # also export each checkpoint's model (Workdir.checkpoint_model)
+    restore_fallback: bool
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
@@ -76,6 +77,7 @@ class TrainSettings:
             async_checkpointing=bool(train["async_checkpointing"]),
             log_every=max(int(train["log_every"]), 1),
             checkpoint_models=bool(train["checkpoint_models"]),
+            restore_fallback=bool(train["restore_fallback"]),
         )
         settings.validate_batch(jax.process_count())
         return settings

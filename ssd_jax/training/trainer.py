@@ -108,11 +108,11 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
     ))
     step = checkpoints.latest_step or 0
     if step:
-        logger.info("resuming from the checkpoint of step %d in %s", step, checkpoints.directory)
         abstract_opt_state = _abstract(jax.eval_shape(optimizer.init, params), opt_shardings)
-        params, opt_state = checkpoints.restore(
-            step, _abstract(params, param_shardings), abstract_opt_state, data_iterator
+        step, params, opt_state = checkpoints.restore_latest(
+            _abstract(params, param_shardings), abstract_opt_state, data_iterator, fallback=settings.restore_fallback
         )
+        logger.info("resuming from the checkpoint of step %d in %s", step, checkpoints.directory)
     else:
         opt_state = state.init_opt_state(optimizer, params, opt_shardings)
     shape = (settings.accumulation, rows, settings.data.max_length)
