@@ -29,9 +29,12 @@ from configs import base
 from ssd_jax.checkpoints.builtin import BUILTIN_MODELS
 from ssd_jax.checkpoints.tiny import NAME as TINY_MODEL
 from ssd_jax.data.examples import OVERLONG_POLICIES
-from ssd_jax.data.filtering import FILTER_RULES
+from ssd_jax.data.filtering import FILTER_RULES, TRUNCATED_POLICIES
 from ssd_jax.data.prompts import SOURCES as PROMPT_SOURCES
 from ssd_jax.errors import ConfigError
+from ssd_jax.evaluation.evaluator import PROMPT_STYLES
+from ssd_jax.evaluation.grading import RUNNERS as GRADERS
+from ssd_jax.evaluation.report import HEADLINE_RULES
 from ssd_jax.models.config import ATTENTION_IMPLEMENTATIONS, REMAT_POLICIES
 from ssd_jax.problems import BENCHMARKS
 from ssd_jax.problems.livecodebench import RELEASE_FILES, WINDOWS
@@ -47,6 +50,8 @@ OPTIONAL_FIELDS = (
     "eval.grading.max_processes", "eval.grading.max_file_mb", "eval.grading.max_open_files",
     "eval.grading.max_output_mb",
 )
+# Sections whose keys are the user's own (keyword arguments passed to the chat template).
+OPEN_SECTIONS = ("prompts.chat_template_kwargs.", "eval.chat_template_kwargs.")
 _PROMPT_SOURCES_WITH_PATH = ("rstar-coder", "jsonl", "livecodebench")
 
 
@@ -169,10 +174,10 @@ def _model_ref(field: str, ref: Any) -> None:
 
 
 def _check_mesh(mesh: Mapping[str, Any]) -> None:
-    for axis in ("data", "fsdp", "model"):
+    for axis in ("data", "fsdp", "expert", "model"):
         _number(f"mesh.{axis}", mesh[axis], int, lambda v: v >= 1 or v == -1,
                 "must be an integer >= 1, or -1 to take the devices left over")
-    if [mesh[axis] for axis in ("data", "fsdp", "model")].count(-1) > 1:
+    if [mesh[axis] for axis in ("data", "fsdp", "expert", "model")].count(-1) > 1:
         raise ConfigError(f"mesh={dict(mesh)}: at most one axis may be -1 (the devices left over)")
 
 
@@ -198,6 +203,8 @@ def _check_sampling(sampling: Mapping[str, Any]) -> None:
     _number("sampling.n_samples", sampling["n_samples"], int, lambda v: v >= 1,
             "must be an integer >= 1 (samples per prompt; the paper uses 1)")
     _at_least("sampling.max_new_tokens", sampling["max_new_tokens"], 1)
+    _number("sampling.max_total_tokens", sampling["max_total_tokens"], int, lambda v: v == 0 or v >= 2,
+            "must be 0 (the model's context) or an integer >= 2 (prompt + response tokens)")
     _at_least("sampling.batch_size", sampling["batch_size"], 1)
     _at_least("sampling.model_parallel", sampling["model_parallel"], 1)
     _at_least("sampling.page_size", sampling["page_size"], 1)
@@ -224,6 +231,8 @@ def _check_data(data: Mapping[str, Any], *, samples_written: bool) -> None:
     _at_least("data.max_length", data["max_length"], 2)
     _choice("data.overlong", data["overlong"], OVERLONG_POLICIES)
     _flag("data.pack", data["pack"])
+    _at_least("data.packed_rows", data["packed_rows"], 0)
+    _choice("data.truncated", data["truncated"], TRUNCATED_POLICIES)
     _number("data.epochs", data["epochs"], int, lambda v: v >= 0,
             "must be an integer >= 0 (0 repeats the data until train.steps)")
     _at_least("data.read_threads", data["read_threads"], 1)
@@ -248,7 +257,7 @@ def _check_train(train: Mapping[str, Any]) -> None:
     _number("train.grad_clip", train["grad_clip"], float, lambda v: v >= 0, "must be >= 0 (0 = no clipping)")
     _choice("train.remat", train["remat"], REMAT_POLICIES)
     _choice("train.attention", train["attention"], ATTENTION_IMPLEMENTATIONS)
-    for name in ("async_checkpointing", "restore_fallback"):
+    for name in ("async_checkpointing", "restore_fallback", "checkpoint_models"):
         _flag(f"train.{name}", train[name])
     for name in ("checkpoint_every", "keep_checkpoints", "log_every"):
         _at_least(f"train.{name}", train[name], 1)
@@ -282,6 +291,21 @@ def _check_eval(config: Mapping[str, Any], *, trained: bool) -> None:
     _number("eval.n_samples", section["n_samples"], int, lambda v: v >= 1,
             "must be an integer >= 1 (samples per problem; pass@k needs at least k)")
     _at_least("eval.max_new_tokens", section["max_new_tokens"], 1)
+    _number("eval.max_total_tokens", section["max_total_tokens"], int, lambda v: v == 0 or v >= 2,
+            "must be 0 (the model's context) or an integer >= 2 (prompt + response tokens)")
+    _choice("eval.prompt_style", section["prompt_style"], PROMPT_STYLES)
+    _choice("eval.grader", section["grader"], GRADERS)
+    _choice("eval.checkpoints", section["checkpoints"], ("final", "all"))
+    _choice("eval.headline", section["headline"], HEADLINE_RULES)
+    if section["headline"] == "fixed":
+        for name in ("headline_temperature", "base_headline_temperature"):
+            if section[name] not in temperatures:
+                raise _fail(f"eval.{name}", section[name], f"with eval.headline='fixed', one of eval.temperatures "
+                                                           f"{tuple(temperatures)}")
+    adaptive = section["adaptive"]
+    if not isinstance(adaptive, (tuple, list)) or not all(
+            isinstance(a, (int, float)) and not isinstance(a, bool) and a > 0 for a in adaptive):
+        raise _fail("eval.adaptive", adaptive, "must be a tuple of adaptive-temperature strengths > 0 (() = none)")
     _at_least("eval.batch_size", section["batch_size"], 1)
     _at_least("eval.model_parallel", section["model_parallel"], 0)
     _at_least("eval.chunk_size", section["chunk_size"], 1)
@@ -330,7 +354,7 @@ def _leaves(section: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def _check_known_fields(config: Mapping[str, Any]) -> None:
     known = {*_leaves(base.get_config()), *OPTIONAL_FIELDS}
     for name in _leaves(config):
-        if name not in known and not name.endswith("."):
+        if name not in known and not name.endswith(".") and not name.startswith(OPEN_SECTIONS):
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise ConfigError(f"{name}: no such config field{hint} (configs/base.py lists every field)")
