@@ -8,8 +8,8 @@ setup(
     description="Simple self-distillation (SSD) for code models: sample, fine-tune, evaluate — in JAX.",
     # `configs` is a package so config files can build on each other (`from configs import base`)
     # wherever a launcher runs from.
-    packages=find_packages(include=["ssd_jax", "ssd_jax.*", "configs"]),
-    package_data={"ssd_jax.data": ["offline_problems.jsonl"]},
+    packages=find_packages(include=["ssd_jax", "ssd_jax.*", "configs", "configs.*"]),
+    package_data={"ssd_jax.data": ["offline_problems.jsonl"], "configs": ["architectures/*.json"]},
     python_requires=">=3.11",  # JAX 0.10, Flax, Orbax and Grain need 3.11
     install_requires=[
         "jax>=0.10",
