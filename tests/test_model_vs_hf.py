@@ -184,7 +184,7 @@ def test_bfloat16_compute_stays_close(tiny):
         ({"model_type": "mixtral", "architectures": ["MixtralForCausalLM"]}, "model_type"),
         ({"hidden_act": "gelu"}, "hidden_act"),
         ({"attention_bias": True}, "attention_bias"),
-        ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}, "rope_parameters": None}, "yarn"),
+        ({"rope_scaling": {"rope_type": "longrope", "factor": 4.0}, "rope_parameters": None}, "longrope"),
     ],
 )
 def test_unsupported_configs_are_refused(change, field):

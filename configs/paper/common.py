@@ -78,7 +78,7 @@ def paper_config(
     c.model = model
     c.dtype = "bfloat16"
     c.param_dtype = "float32"
-    c.mesh = ConfigDict(mesh)
+    c.mesh.update(mesh)  # base.py's axes (data, fsdp, expert, model), the row's sizes
 
     c.prompts.source = "rstar-coder"
     c.prompts.path = "data/rStar-Coder/seed_sft"  # Local copy of the seed_sft parquet shards.
