@@ -81,7 +81,15 @@ def test_the_pipeline_runs_with_workdir_and_model_on_gcs(emulator, tmp_path, mon
                "--config.train.async_checkpointing=False",
                "--config.eval.benchmark.limit=2", "--config.eval.temperatures=(1.0,)", "--config.eval.n_samples=1",
                "--config.eval.max_new_tokens=8"]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False)
+    # The emulator ignores GCS's generation preconditions, and TensorStore's OCDBT manifest writes
+    # (Orbax checkpoints) now and then fail against it with "Malformed StorageGeneration"; a real
+    # bucket does not. Such a run is resumed with the same command, as a user would resume any
+    # crashed run: finished stages and checkpoints are kept, and the outputs below must be whole.
+    for _ in range(3):
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+                              check=False)
+        if done.returncode == 0 or "Malformed StorageGeneration" not in done.stderr:
+            break
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     run = epath.Path(RUN)
@@ -99,7 +107,7 @@ def test_the_pipeline_runs_with_workdir_and_model_on_gcs(emulator, tmp_path, mon
     assert results["models"]["ssd"]["ref"] == f"{RUN}/train/final"
     assert results["models"]["base"]["temperatures"]["1"]["num_problems"] == 2
     assert len((run / "eval" / "process00000" / "verdicts.jsonl.part-000000").read_text().splitlines()) == 4
-    assert json.loads((run / "ssd_report.json").read_text())["num_problems"] == 2
+    assert json.loads((run / "ssd_report.json").read_text())["num_problems"] == 1  # the split headline scores half
     trained = load_model(f"{RUN}/train/final")
     assert any(not np.array_equal(a, b) for a, b in zip(_params(trained), _params(reference), strict=True))
 
