@@ -15,7 +15,7 @@ Given by the paper, set here as given:
 
 Decisions the paper leaves open (each written where it takes effect, with its reason):
 - Examples per step: the batch of 32 is 32 examples (samples), one per sequence, as the public
-  reproduction in ml-ssd issue #7 reads it. Over the ~10,167 prompts (one sample each, fewer
+  reproduction on the apple/ml-ssd tracker reads it. Over the ~10,167 prompts (one sample each, fewer
   after filtering) that is 2,500 × 32 / 10,167 ≈ 7.9 passes for instruct models and
   300 × 32 / 10,167 ≈ 0.94 of a pass for thinking models (`PASSES_OVER_THE_DATA`); the trainer
   logs the figure for the data it really has.

@@ -3,7 +3,7 @@
 The SSD recipe de-duplicates the seed problems by exact match of the whitespace-normalised
 statement, keeping the first occurrence, and (in the paper configs) then keeps only problems
 whose kept row has `is_passed` true — the order of a public reproduction that recovers the
-paper's 10,167 prompts (apple/ml-ssd issue #7).
+paper's 10,167 prompts (reported on the apple/ml-ssd tracker).
 """
 
 from __future__ import annotations
