@@ -15,8 +15,10 @@ of the same tensors):
 Useful tokens/s counts the completions' tokens (through eos); the live-slot share is the
 fraction of decode slot-steps that held a live sample. Roofline: each continuous-batching
 decode step must read the weights once plus its live KV pages; that over the measured copy
-bandwidth (NumPy copy, read + write bytes) is the step's floor, and step floor / step time is
-its share of the roofline (median over steady steps: those with every slot live). The same
+bandwidth (NumPy copy, read + write bytes) is the step's memory floor, and floor / step time is
+its share of the memory roofline (median over steady steps: those with every slot live). Its
+compute floor is the step's FLOPs (2 per weight per live slot, plus attention over the live KV)
+over the measured jit matmul FLOP/s; the last column is the share of the larger of the two floors. The same
 floor is printed for Qwen3-4B in bf16 on a v5e and a v5p chip (HBM bandwidth from Google's
 spec sheets), for the same live KV per step scaled to that model's KV bytes per token.
 
@@ -53,8 +55,24 @@ def copy_bandwidth(nbytes: int = 256 << 20) -> float:
     return 2 * nbytes / best
 
 
+def matmul_flops(size: int = 1024) -> float:
+    """FLOP/s of the best of 5 float32 [size, size] @ [size, size] products under jit: the CPU's compute roofline."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.ones((size, size), jnp.float32)
+    product = jax.jit(lambda x: x @ x)
+    product(a).block_until_ready()
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        product(a).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
 def humaneval_chats(count: int) -> list[tuple[str, list[dict]]]:
-    from ssd_jax.evaluation.benchmarks.humaneval import load_humaneval
+    from ssd_jax.problems.humaneval import load_humaneval
 
     return [(p.id, [{"role": "user", "content": "Complete the following Python function:\n```python\n"
                      f"{p.starter_code or p.statement}\n```"}]) for p in load_humaneval()[:count]]
@@ -119,22 +137,21 @@ def run_transformers(model, tokenizer_ids: list[list[int]], params, new_tokens: 
     return {"wall": time.perf_counter() - start, "tokens": tokens, "live": tokens / max(slots_total, 1)}
 
 
-def run_static(commit: str, problems: int, new_tokens: int, batch: int) -> dict:
+def run_static(commit: str, prompts: list[tuple[str, str]], new_tokens: int, batch: int) -> dict:
     """The former static-batch sampler from `commit`, in a subprocess on its own source tree."""
     root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                           check=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tree:
+        with open(os.path.join(tree, "prompts.json"), "w") as f:
+            json.dump(prompts, f)
         archive = subprocess.run(["git", "-C", root, "archive", commit, "ssd_jax"], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", tree], input=archive.stdout, check=True)
         code = f"""
-import json, sys, time
-sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
-from workload import humaneval_chats
+import json, time
 from ssd_jax.checkpoints.load import load_model
 from ssd_jax.sampling import Sampler, SampleRequest
 loaded = load_model("smollm2-135m-instruct")
-render = lambda m: loaded.chat_template.render(m, add_generation_prompt=True)
-reqs = [SampleRequest(pid, 0, render(m), 0.0, 0, 1.0) for pid, m in humaneval_chats({problems})]
+reqs = [SampleRequest(pid, 0, text, 0.0, 0, 1.0) for pid, text in json.load(open({os.path.join(tree, "prompts.json")!r}))]
 sampler = Sampler(loaded, max_new_tokens={new_tokens}, batch_size={batch}, seed=0)
 sampler.generate(reqs[:4], progress=False)
 start = time.perf_counter()
@@ -150,11 +167,16 @@ print(json.dumps({{"wall": time.perf_counter() - start,
     return figures
 
 
-def roofline(steps, weight_bytes: int, kv_bytes_per_token: int, bandwidth: float, slots: int) -> tuple[float, float]:
-    """(median share of the roofline over steady steps, their median live KV tokens)."""
+def roofline(steps, weight_bytes: int, kv_bytes_per_token: int, bandwidth: float, slots: int,
+             flops_per_token: float, flops_per_kv: float, peak_flops: float) -> tuple[float, float, float]:
+    """Over steady steps, medians of (share of the memory roofline, share of the roofline = the larger of
+    the memory and compute floors, live KV tokens). A step's compute is `flops_per_token` per live slot
+    (the matmuls) plus `flops_per_kv` per live KV token (attention scores and values)."""
     steady = [(t, kv) for t, kv, live in steps if live == slots] or [(t, kv) for t, kv, _ in steps]
-    shares = [(weight_bytes + kv * kv_bytes_per_token) / bandwidth / t for t, kv in steady]
-    return statistics.median(shares), statistics.median(kv for _, kv in steady)
+    memory = [(weight_bytes + kv * kv_bytes_per_token) / bandwidth / t for t, kv in steady]
+    compute = [(slots * flops_per_token + kv * flops_per_kv) / peak_flops / t for t, kv in steady]
+    both = [max(m, c) for m, c in zip(memory, compute)]
+    return statistics.median(memory), statistics.median(both), statistics.median(kv for _, kv in steady)
 
 
 def main() -> None:
@@ -183,6 +205,11 @@ def main() -> None:
     bandwidth = copy_bandwidth()
     weight_bytes = sum(x.nbytes for x in jax.tree.leaves(loaded.model))
     kv_bytes_per_token = 2 * config.num_layers * config.num_kv_heads * config.head_dim * 4
+    peak_flops = matmul_flops()
+    # Every weight but the input embedding multiplies each live token once (the head reuses it when tied).
+    matmul_params = weight_bytes / 4 - (0 if config.tie_word_embeddings else config.vocab_size * config.hidden_size)
+    flops_per_token = 2 * matmul_params
+    flops_per_kv = 4 * config.num_layers * config.num_heads * config.head_dim  # q·k and p·v per head
     hf = None
     if "transformers" not in skip:
         with tempfile.TemporaryDirectory() as export:
@@ -195,11 +222,13 @@ def main() -> None:
     for name, chats, params in workloads:
         prompts = [(pid, render(messages)) for pid, messages in chats]
         ours = run_ssd_jax(loaded, prompts, params, args.new_tokens, args.slots)
-        share, kv_tokens = roofline(ours["steps"], weight_bytes, kv_bytes_per_token, bandwidth, args.slots)
-        rows.append((name, "ssd-jax continuous", ours, share, kv_tokens))
-        print(f"{name}: continuous {ours['wall']:.1f} s, {ours['tokens']} tokens, roofline {share:.0%}", flush=True)
+        memory_share, share, kv_tokens = roofline(ours["steps"], weight_bytes, kv_bytes_per_token, bandwidth,
+                                                  args.slots, flops_per_token, flops_per_kv, peak_flops)
+        rows.append((name, "ssd-jax continuous", ours, (memory_share, share), kv_tokens))
+        print(f"{name}: continuous {ours['wall']:.1f} s, {ours['tokens']} tokens, memory roofline "
+              f"{memory_share:.0%}, roofline (memory or compute) {share:.0%}", flush=True)
         if name.startswith("greedy") and "static" not in skip:
-            static = run_static(args.static_commit, args.problems, args.new_tokens, args.slots)
+            static = run_static(args.static_commit, prompts, args.new_tokens, args.slots)
             same = sum(a == b for a, b in zip(static["texts"], ours["texts"]))
             rows.append((name, f"ssd-jax static (b. {args.slots}, {same}/{len(prompts)} same text)", static, None, None))
             print(f"{name}: static {static['wall']:.1f} s, {static['tokens']} tokens", flush=True)
@@ -209,14 +238,16 @@ def main() -> None:
                          None, None))
         print(f"{name}: {len(prompts)} prompts, peak pages {ours['peak_pages']} of {ours['pages']}", flush=True)
 
-    print(f"\ncopy bandwidth {bandwidth / 1e9:.1f} GB/s; weights {weight_bytes / 1e6:.0f} MB; "
+    print(f"\ncopy bandwidth {bandwidth / 1e9:.1f} GB/s; matmul {peak_flops / 1e9:.0f} GFLOP/s; "
+          f"weights {weight_bytes / 1e6:.0f} MB; "
           f"KV {kv_bytes_per_token} B/token; {args.slots} slots; ≤{args.new_tokens} new tokens\n")
-    print("| workload | sampler | wall s | useful tok/s | live slots | × transformers | decode step vs roofline |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| workload | sampler | wall s | useful tok/s | live slots | × transformers | decode step vs memory roofline | vs roofline (memory or compute) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name, who, figures, share, kv_tokens in rows:
         reference = next((f for n, w, f, _, _ in rows if n == name and w.startswith("transformers")), None)
         speedup = f"{reference['wall'] / figures['wall']:.2f}" if reference else "–"
-        roof = f"{share:.0%} (live KV {kv_tokens:.0f} tok)" if share is not None else "–"
+        roof = (f"{share[0]:.0%} (live KV {kv_tokens:.0f} tok) | {share[1]:.0%}" if share is not None
+                else "– | –")
         print(f"| {name} | {who} | {figures['wall']:.1f} | {figures['tokens'] / figures['wall']:.1f} | "
               f"{figures['live']:.0%} | {speedup} | {roof} |")
     for name, who, figures, share, kv_tokens in rows:
