@@ -128,6 +128,10 @@ def get_config() -> ConfigDict:
     c.eval.max_total_tokens = 0  # Prompt + response budget per sample (0 = the model's context).
     c.eval.batch_size = 32  # Rows decoded at once by each process.
     c.eval.model_parallel = 0  # Devices per model replica when sampling for evaluation (0 = sampling.model_parallel).
+    c.eval.page_size = 16  # Tokens per page of the evaluation sampler's paged KV cache.
+    c.eval.kv_cache_pages = 0  # KV pages per cache replica; 0 = kv_cache_gb, or enough for every slot's longest sample.
+    c.eval.kv_cache_gb = 0.0  # KV cache per device in GiB, when kv_cache_pages is 0 (0 = see kv_cache_pages).
+    c.eval.prefill_chunk = 256  # Prompt tokens prefilled per chunk between decode steps.
     c.eval.chunk_size = 512  # Requests per generation call (samples are saved after each).
     c.eval.rescore = False  # Re-grade the saved samples (e.g. after changing grading limits) without generating.
     c.eval.system_message = None  # None = LiveCodeBench's; "" = none (prompt_style=livecodebench only).

@@ -196,6 +196,14 @@ def _check_prompts(prompts: Mapping[str, Any]) -> None:
     _text("prompts.system_message", prompts["system_message"])
 
 
+def _check_paged_cache(section: str, fields: Mapping[str, Any]) -> None:
+    _at_least(f"{section}.page_size", fields["page_size"], 1)
+    _at_least(f"{section}.kv_cache_pages", fields["kv_cache_pages"], 0)
+    _number(f"{section}.kv_cache_gb", fields["kv_cache_gb"], float, lambda v: v >= 0,
+            f"must be >= 0 (GiB of KV cache per device; 0 = see {section}.kv_cache_pages)")
+    _at_least(f"{section}.prefill_chunk", fields["prefill_chunk"], 1)
+
+
 def _check_sampling(sampling: Mapping[str, Any]) -> None:
     _temperature("sampling.temperature", sampling["temperature"], greedy_ok=False)
     _top_k("sampling.top_k", sampling["top_k"])
@@ -207,11 +215,7 @@ def _check_sampling(sampling: Mapping[str, Any]) -> None:
             "must be 0 (the model's context) or an integer >= 2 (prompt + response tokens)")
     _at_least("sampling.batch_size", sampling["batch_size"], 1)
     _at_least("sampling.model_parallel", sampling["model_parallel"], 1)
-    _at_least("sampling.page_size", sampling["page_size"], 1)
-    _at_least("sampling.kv_cache_pages", sampling["kv_cache_pages"], 0)
-    _number("sampling.kv_cache_gb", sampling["kv_cache_gb"], float, lambda v: v >= 0,
-            "must be >= 0 (GiB of KV cache per device; 0 = see sampling.kv_cache_pages)")
-    _at_least("sampling.prefill_chunk", sampling["prefill_chunk"], 1)
+    _check_paged_cache("sampling", sampling)
     stops = sampling["stop_strings"]
     if not isinstance(stops, (tuple, list)) or not all(isinstance(s, str) and s for s in stops):
         raise _fail("sampling.stop_strings", stops, "must be a tuple of non-empty strings")
@@ -309,6 +313,7 @@ def _check_eval(config: Mapping[str, Any], *, trained: bool) -> None:
     _at_least("eval.batch_size", section["batch_size"], 1)
     _at_least("eval.model_parallel", section["model_parallel"], 0)
     _at_least("eval.chunk_size", section["chunk_size"], 1)
+    _check_paged_cache("eval", section)
     _flag("eval.rescore", section["rescore"])
     if section["system_message"] is not None:
         _text("eval.system_message", section["system_message"])

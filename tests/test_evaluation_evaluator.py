@@ -194,3 +194,17 @@ def test_the_base_model_gets_the_base_truncation():
     models = models_from_config(config)
     assert models == [ModelSpec("base", "/ckpt/base", 0, None), ModelSpec("extra", "/ckpt/extra")]
     assert models[0].truncation(SETTINGS) == (0, 0.8) and models[1].truncation(SETTINGS) == (20, 0.8)
+
+
+def test_evaluation_sampler_takes_its_paged_cache_from_the_eval_settings():
+    """`eval.page_size`/`kv_cache_pages` reach the evaluator's Sampler: a pool too small for one
+    sample is refused up front, naming the field to raise; a large enough one samples."""
+    from ssd_jax.evaluation.evaluator import GenerationRequest, sampler_generate_fn
+
+    request = GenerationRequest("p", 0, ({"role": "user", "content": "def f():"},), 0.0, 0, 1.0)
+    small = sampler_generate_fn(max_new_tokens=8, batch_size=1, seed=0, cache=dict(page_size=4, kv_cache_pages=2))
+    with pytest.raises(ConfigError, match="kv_cache_pages"):
+        small("tiny-random", [request])
+    enough = sampler_generate_fn(max_new_tokens=8, batch_size=1, seed=0, cache=dict(page_size=4, kv_cache_pages=64))
+    (generated,) = enough("tiny-random", [request])
+    assert generated.num_tokens >= 1

@@ -141,13 +141,15 @@ GenerateFn = Callable[[str, Sequence[GenerationRequest]], Sequence[Generated]]
 
 def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtype: str = "float32",
                         mesh: "jax.sharding.Mesh | None" = None, max_total_tokens: int | None = None,
-                        chat_template_kwargs: Mapping | None = None) -> GenerateFn:
+                        chat_template_kwargs: Mapping | None = None, cache: Mapping | None = None) -> GenerateFn:
     """A GenerateFn backed by `ssd_jax.sampling.sampler.Sampler` (imported on first use).
 
     The model's chat template renders the messages (with `chat_template_kwargs`); a sample ends
     after `max_new_tokens` or when prompt + response reach `max_total_tokens`. The most recently
     used model stays loaded, so calls for one model in a row reuse its compiled sampler. `mesh`
     (this process's devices: sampling never spans hosts) shards the model; one device if None.
+    `cache` holds the Sampler's paged-cache arguments (page_size, kv_cache_pages, kv_cache_gb,
+    prefill_chunk); the Sampler's defaults where absent.
     """
     current: dict = {}
 
@@ -159,7 +161,7 @@ def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtyp
             current.clear()
             loaded = load_model(model_ref, dtype=dtype, mesh=mesh)
             sampler = Sampler(loaded, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, mesh=mesh,
-                              max_total_tokens=max_total_tokens)
+                              max_total_tokens=max_total_tokens, **dict(cache or {}))
             current.update(ref=model_ref, loaded=loaded, sampler=sampler)
         loaded, sampler = current["loaded"], current["sampler"]
         # One call for all of them: the points of a temperature grid fill batches together (the
