@@ -111,6 +111,7 @@ def test_a_temperature_grid_compiles_once(loaded):
                               progress=False)
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
+    print(f"compiles for a 5-temperature grid with n = 10: {first}; for a second grid: {len(compiles) - first}")
     # At most: the cache's zeros, the weights' slicing, one prefill, one copy-on-write and one decode
     # program (the whole grid fits the smallest page-table width); fewer where an earlier sampler of the
     # same model compiled them already. Nothing more for a new grid.
@@ -185,6 +186,7 @@ def test_a_run_larger_than_the_page_budget_completes_by_admission(loaded, sample
     limited = small.generate(reqs, progress=False)
     assert [c.token_ids for c in limited] == [c.token_ids for c in unlimited]
     stats = small.last_run
+    print(f"peak pages {stats.peak_pages} of a {budget}-page budget; live slots {stats.live_fraction:.0%}")
     assert stats.pages == budget and 0 < stats.peak_pages <= budget, stats
     assert stats.live_fraction < 1.0, "pages, not slots, held samples back"
 
