@@ -1,0 +1,157 @@
+"""The `livecodebench` runner's test children: programs run as LiveCodeBench's runner runs them.
+
+Part of the one program the sandbox runs (see harness.py: the parts are concatenated in the
+order of session.HARNESS_PARTS), so standard library only; the names it uses from the other
+parts (`run_guarded`, `set_stdin`, `TestTimedOut`, `literal_value`, …) are defined there.
+
+It follows `lcb_runner/evaluation/testing_util.py` of LiveCodeBench:
+- stdin (`grade_stdio`): a trailing `if __name__ == '__main__':` block is unwrapped, every
+  statement but the imports moves into `wrapped_function()`, the module runs as `tmp_sol`, and
+  the function is called with `sys.stdin` a `StringIO` of the input (`open`,
+  `sys.stdin.readline/readlines/read` patched as it patches them, file descriptor 0 empty as in
+  its worker processes) and `sys.stdout` a `StringIO` whose text is the test's output. One
+  child per test, as with the `robust` runner.
+- functional (`grade_call_based`, `compile_code`, `get_function`): the program runs once as a
+  fresh module `tmp_sol` after the import prelude; if its text contains `class Solution`, one
+  `Solution()` is made, and its method (else the module's function) is looked up once and
+  called on every test in turn, so state the program keeps in its instance or module carries
+  from one test to the next, as there. Each test's arguments are one JSON value per line,
+  passed positionally; a tuple result becomes a list. Output goes nowhere (LiveCodeBench does
+  not read it). The loading and every call run under LiveCodeBench's per-test alarm: an error
+  whose repr names `TimeoutException` is a timeout (a `TimeoutException` the program catches
+  is not, as there). All of a sample's tests therefore run in ONE child, which stops at the
+  first error; it reports the return value of each call, in order, as a Python literal of
+  plain data, and the evaluator compares them with the expected answers (with `==`) outside
+  the sandbox. A sample passes only if every value matches and the child exited with status 0.
+"""
+
+import builtins
+import io
+import os
+import sys
+import _signal
+
+
+class CappedText(io.StringIO):
+    """A StringIO that refuses to grow past `cap` characters (LiveCodeBench captures into a StringIO)."""
+
+    def __init__(self, cap):
+        super().__init__()
+        self.cap = cap
+
+    def write(self, text):
+        if self.tell() + len(text) > self.cap:
+            raise OutputLimitExceeded(f"output exceeds {self.cap} characters")
+        return super().write(text)
+
+
+def lcb_wrapped_program(code):
+    """LiveCodeBench's `clean_if_name` then `make_function` (its import prelude comes separately):
+    imports stay at module level, every other statement becomes the body of `wrapped_function`.
+    Code that does not parse is returned unchanged, as there (compiling it then fails)."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+        last = tree.body[-1]
+        if isinstance(last, ast.If) and ast.unparse(last.test).strip() == "__name__ == '__main__'":
+            code = ast.unparse(tree.body[:-1]) + "\n" + ast.unparse(last.body)
+    except Exception:
+        pass
+    try:
+        tree = ast.parse(code)
+        imports = [stmt for stmt in tree.body if isinstance(stmt, (ast.Import, ast.ImportFrom))]
+        others = [stmt for stmt in tree.body if not isinstance(stmt, (ast.Import, ast.ImportFrom))]
+        function = ast.FunctionDef(
+            name="wrapped_function",
+            args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
+            body=others, decorator_list=[], lineno=-1,
+        )
+        return ast.unparse(imports) + "\n" + ast.unparse(function)
+    except Exception:
+        return code
+
+
+def lcb_call_method(method, inputs):
+    """LiveCodeBench's `call_method`: the same patches, applied in the same order."""
+    from unittest.mock import mock_open, patch
+
+    lines = iter(inputs.split("\n"))
+
+    @patch("builtins.open", mock_open(read_data=inputs))
+    @patch("sys.stdin", io.StringIO(inputs))
+    @patch("sys.stdin.readline", lambda *args: next(lines))
+    @patch("sys.stdin.readlines", lambda *args: inputs.split("\n"))
+    @patch("sys.stdin.read", lambda *args: inputs)
+    def inner(_method):
+        try:
+            return _method()
+        except SystemExit:
+            pass
+
+    return inner(method)
+
+
+def lcb_stdin_test(grader, inputs, report):
+    """One stdin test as `grade_stdio` runs it; returns the child's exit status."""
+    set_stdin(b"")  # fd 0 and the real sys.stdin: empty, like a multiprocessing worker's /dev/null
+    captured = sys.stdout = CappedText(grader.output_cap)
+
+    def body(report):
+        namespace = {"__name__": "tmp_sol", "__builtins__": builtins}
+        exec(grader.prelude, namespace)
+        exec(grader.code, namespace)
+        lcb_call_method(namespace["wrapped_function"], inputs)
+
+    status = run_guarded(body, report)
+    sys.stdout = sys.__stdout__
+    report["output"] = captured.getvalue()
+    return status
+
+
+class TimeoutException(Exception):
+    """LiveCodeBench's alarm exception: its runner tells a timeout by this name in the error's repr."""
+
+
+def lcb_alarm(signum, frame):
+    raise TimeoutException
+
+
+def lcb_alarm_in(seconds):
+    """Arms (or with 0, cancels) the per-test alarm, as LiveCodeBench's `signal.alarm` does."""
+    _signal.setitimer(_signal.ITIMER_REAL, seconds)
+
+
+def lcb_call_suite(grader, suite, report):
+    """Every test of a functional sample as `grade_call_based` runs them, in this one child;
+    `report["values"]` gets each call's return value. Returns the child's exit status."""
+    set_stdin(b"")
+    sys.stdout = open(os.devnull, "w")
+    _signal.signal(_signal.SIGALRM, lcb_alarm)
+    values = report["values"] = []
+
+    def body(report):
+        lcb_alarm_in(grader.timeout_s)
+        try:
+            module = type(sys)("tmp_sol", "")
+            exec(grader.prelude, module.__dict__)
+            exec(grader.code, module.__dict__)
+            solution = module.Solution() if grader.defines_solution else module
+        finally:
+            lcb_alarm_in(0)
+        method = getattr(solution, grader.func_name)
+        for args in suite:
+            lcb_alarm_in(grader.timeout_s)
+            try:
+                prediction = method(*args)
+            except Exception as error:
+                if "timeoutexception" in repr(error).lower():
+                    raise TestTimedOut(f"{repr(error)[:ERROR_CHARS]}: the per-test alarm of {grader.timeout_s:g}s")
+                raise
+            finally:
+                lcb_alarm_in(0)
+            if isinstance(prediction, tuple):
+                prediction = list(prediction)
+            values.append(literal_value(prediction))
+
+    return run_guarded(body, report)
