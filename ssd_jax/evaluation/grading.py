@@ -18,9 +18,11 @@ prelude (`from collections import *`, `sys.setrecursionlimit(50000)`, …; see p
   carries from test to test), under its per-test alarm, each input line read as one JSON value
   (a blank line is an error there, so here too), and each return value (a tuple as a list, only
   at the top level) compared with `==` to the JSON-decoded answer. The comparison happens here,
-  on the values as plain data of the built-in types: an object of any other type (which
-  LiveCodeBench would compare in the program's own process, with the object's own `__eq__`)
-  counts as a wrong answer. A pass needs every value right and the process's exit status 0.
+  on the values as plain data of the built-in types (subclasses that compare as their base
+  type does, such as defaultdict, Counter or a namedtuple, travel as that type): an object of
+  any other type (which LiveCodeBench would compare in the program's own process, with the
+  object's own `__eq__`) counts as a wrong answer. A pass needs every value right and the
+  process's exit status 0.
 
 A HumanEval sample passes when its return values on the calls the data set's check makes equal
 the canonical solution's, and the check itself then runs to its end.

@@ -21,8 +21,9 @@ It follows `lcb_runner/evaluation/testing_util.py` of LiveCodeBench:
   whose repr names `TimeoutException` is a timeout (a `TimeoutException` the program catches
   is not, as there). All of a sample's tests therefore run in ONE child, which stops at the
   first error; it reports the return value of each call, in order, as a Python literal of
-  plain data, and the evaluator compares them with the expected answers (with `==`) outside
-  the sandbox. A sample passes only if every value matches and the child exited with status 0.
+  plain data (see `as_builtin`), and the evaluator compares them with the expected answers
+  (with `==`) outside the sandbox, so the program never sees them. A sample passes only if
+  every value matches and the child exited with status 0 (from `waitpid`).
 """
 
 import builtins
@@ -109,6 +110,39 @@ def lcb_stdin_test(grader, inputs, report):
     return status
 
 
+# Built-in type → its value of an instance of a subclass, read without the subclass's own methods.
+_BASE_VALUE = {int: int.__int__, float: float.__float__, str: str.__str__, list: list.copy,
+               tuple: lambda value: tuple.__getitem__(value, slice(None)), dict: dict.copy}
+
+
+def as_builtin(value):
+    """`value` with every instance of a subclass of a built-in type that compares with plain data
+    as its base type does (its `__eq__` is the base's, as for defaultdict or a namedtuple; or
+    Counter or OrderedDict, which compare with a plain dict as dicts do) made an instance of the
+    base type, at any depth. Other objects stay as they are (and are then not plain data)."""
+    kind = type(value)
+    if kind not in _BASE_VALUE:
+        base = next((base for base in _BASE_VALUE if isinstance(value, base)), None)
+        collections = sys.modules.get("collections")
+        dict_like = collections is not None and kind in (collections.Counter, collections.OrderedDict)
+        if base is None or kind is bool or (kind.__eq__ is not base.__eq__ and not dict_like):
+            return value
+        value, kind = _BASE_VALUE[base](value), base
+    if kind in (list, tuple):
+        return kind(as_builtin(item) for item in value)
+    if kind is dict:
+        return {as_builtin(key): as_builtin(item) for key, item in value.items()}
+    return value
+
+
+def lcb_literal(value):
+    """A call's return value as the report carries it: a Python literal of plain data, or a marker."""
+    try:
+        return literal_value(as_builtin(value))
+    except RecursionError as error:
+        return {"not_plain_data": str(error)}
+
+
 class TimeoutException(Exception):
     """LiveCodeBench's alarm exception: its runner tells a timeout by this name in the error's repr."""
 
@@ -152,6 +186,6 @@ def lcb_call_suite(grader, suite, report):
                 lcb_alarm_in(0)
             if isinstance(prediction, tuple):
                 prediction = list(prediction)
-            values.append(literal_value(prediction))
+            values.append(lcb_literal(prediction))
 
     return run_guarded(body, report)
