@@ -19,8 +19,11 @@ It follows `lcb_runner/evaluation/testing_util.py` of LiveCodeBench:
   passed positionally; a tuple result becomes a list. Output goes nowhere (LiveCodeBench does
   not read it). The loading and every call run under LiveCodeBench's per-test alarm: an error
   whose repr names `TimeoutException` is a timeout (a `TimeoutException` the program catches
-  is not, as there). All of a sample's tests therefore run in ONE child, which stops at the
-  first error; it reports the return value of each call, in order, as a Python literal of
+  is not, as there; a program can also cancel it, as there). All of a sample's tests
+  therefore run in ONE child, which stops at the first error, bounded from outside only for the
+  whole sample (wall clock and CPU seconds: LiveCodeBench's (timeout + 1) × tests + 5). Since
+  the answers stay outside, a wrong value does not stop the child; the evaluator stops at it
+  when it judges. The child reports the return value of each call, in order, as a Python literal of
   plain data (see `as_builtin`), and the evaluator compares them with the expected answers
   (with `==`) outside the sandbox, so the program never sees them. A sample passes only if
   every value matches and the child exited with status 0 (from `waitpid`).
@@ -139,8 +142,8 @@ def lcb_literal(value):
     """A call's return value as the report carries it: a Python literal of plain data, or a marker."""
     try:
         return literal_value(as_builtin(value))
-    except RecursionError as error:
-        return {"not_plain_data": str(error)}
+    except Exception as error:  # e.g. too deep, or an object that only claims a built-in class
+        return {"not_plain_data": f"{type(error).__name__}: {str(error)[:ERROR_CHARS]}"}
 
 
 class TimeoutException(Exception):
