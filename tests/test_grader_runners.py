@@ -7,7 +7,9 @@ the sandbox.
 EXPECTED holds, per stdin program, the verdict of each runner. The `livecodebench` column is
 what LiveCodeBench's `lcb_runner/evaluation/testing_util.py` (`clean_if_name`, `make_function`,
 `call_method`, `Capturing`, run in a multiprocessing worker as its evaluator does) returned for
-these programs on these tests: pass, Runtime Error (`error` here) or Wrong Answer.
+these programs on these tests: pass, Runtime Error (`error` here) or Wrong Answer; the last
+three rows are derived from its `reliability_guard` (`resource` made unimportable, `quit` None,
+`exit` kept) and `call_method` (which swallows SystemExit).
 
 FUNCTIONAL_EXPECTED holds the same for functional programs, and each of its verdicts is also
 derived independently here: `lcb_reference_verdict` is LiveCodeBench's `grade_call_based`
@@ -17,8 +19,11 @@ for this test, in this process (never a sample's program).
 """
 
 import base64
+import builtins
+import contextlib
 import json
 import signal
+import sys
 import types
 
 import pytest
@@ -48,6 +53,11 @@ PROGRAMS = {
     "if __name__ == '__main__'":
         "def main():\n    n = int(input())\n    print(sum(map(int, input().split())))\n"
         "if __name__ == '__main__':\n    main()",
+    "import resource (to raise the stack limit)":
+        "import resource\nresource.setrlimit(resource.RLIMIT_STACK, resource.getrlimit(resource.RLIMIT_STACK))\n"
+        "n = int(input())\nprint(sum(map(int, input().split())))",
+    "quit() at the end": "n = int(input())\nprint(sum(map(int, input().split())))\nquit()",
+    "exit() at the end": "n = int(input())\nprint(sum(map(int, input().split())))\nexit()",
 }
 EXPECTED = {  # program: (robust, livecodebench) — the first test's verdict
     "input()": ("pass", "pass"),
@@ -58,6 +68,9 @@ EXPECTED = {  # program: (robust, livecodebench) — the first test's verdict
     "module-level global": ("pass", "error"),  # `total` is a local of wrapped_function: NameError
     "sys.stdout.buffer.write": ("pass", "error"),  # StringIO has no .buffer
     "if __name__ == '__main__'": ("pass", "pass"),  # a trailing main guard is unwrapped
+    "import resource (to raise the stack limit)": ("pass", "error"),  # reliability_guard: sys.modules["resource"] = None
+    "quit() at the end": ("pass", "error"),  # reliability_guard: builtins.quit = None
+    "exit() at the end": ("pass", "pass"),  # exit stays; call_method swallows its SystemExit
 }
 LIMITS = Limits(timeout_s=10, memory_mb=1024, max_output_mb=4)  # roomy: no program here runs long
 
@@ -126,6 +139,7 @@ FUNCTIONAL_PROGRAMS = {  # name: (problem, program)
     "float sum off in the last digit": (ADD, "class Solution:\n    def add(self, a, b):\n        return a + b\n"),
     "float sum rounded": (ADD, "class Solution:\n    def add(self, a, b):\n        return round(a + b, 9)\n"),
     "input with a trailing newline": (HALVES_TRAILING_NEWLINE, RIGHT_HALVES),
+    "imports resource": (HALVES, "import resource\n" + RIGHT_HALVES),
     "catches the timeout": (
         HALVES, "class Solution:\n    def halves(self, n):\n        try:\n            while True:\n"
                 "                pass\n        except Exception:\n            return [n // 2, n - n // 2]\n"),
@@ -142,6 +156,7 @@ FUNCTIONAL_EXPECTED = {  # program: (robust, livecodebench) — the first failin
     "float sum off in the last digit": ("wrong_answer", "wrong_answer"),  # both compare floats with ==
     "float sum rounded": ("pass", "pass"),
     "input with a trailing newline": ("pass", "error"),  # json.loads("") fails the sample there
+    "imports resource": ("pass", "error"),  # reliability_guard: sys.modules["resource"] = None
     "catches the timeout": ("timeout", "pass"),  # its alarm raises an Exception the program catches
 }
 TIMEOUT_S = 1  # the per-test limit of "catches the timeout", which spends it on each test under livecodebench
@@ -172,15 +187,31 @@ def run_with_alarm(action, exception):
         signal.signal(signal.SIGALRM, previous)
 
 
+@contextlib.contextmanager
+def reliability_guard():
+    """The part of LiveCodeBench's `reliability_guard` these programs meet (`resource` cannot be
+    imported, `quit` is None), undone afterwards since it runs in this process."""
+    saved_resource, saved_quit = sys.modules.pop("resource", None), builtins.__dict__.get("quit")
+    sys.modules["resource"], builtins.quit = None, None
+    try:
+        yield
+    finally:
+        del sys.modules["resource"]
+        if saved_resource is not None:
+            sys.modules["resource"] = saved_resource
+        builtins.quit = saved_quit
+
+
 def lcb_reference_verdict(problem: BenchmarkProblem, code: str) -> str:
     """LiveCodeBench's `grade_call_based` on one trusted program (transcribed): the prelude (the
-    names these programs need), the code run as a fresh module `tmp_sol`, one `Solution()` if
+    names these programs need), the code run under its guard as a fresh module `tmp_sol`, one `Solution()` if
     the text says `class Solution`, the method looked up once; then each test's lines parsed as
     JSON and passed positionally, a tuple made a list, `==`, stopping at the first failure.
     An error outside the per-test loop fails the sample (`run_test` returns [-4])."""
     try:
         module = types.ModuleType("tmp_sol", "")
-        exec("from collections import *\nimport sys\nsys.setrecursionlimit(50000)\n\n" + code, module.__dict__)
+        with reliability_guard():
+            exec("from collections import *\n\n" + code, module.__dict__)
         solution = module.Solution() if "class Solution" in code else module
         method = getattr(solution, problem.func_name)
         inputs = [[json.loads(line) for line in test.input.split("\n")] for test in problem.tests]
@@ -270,10 +301,10 @@ FUNCTIONAL_FORGERIES = {  # each returns wrong answers, or none, and tries to be
         "                pass\n        posix._exit(0)\n",
         ("pass", "error")),  # its report's one value, then exit 0: the second test never returned
     "writes right values to its report, then kills itself": (
-        "import os, signal\nclass Solution:\n    def halves(self, n):\n        for fd in range(3, 256):\n"
+        "import os, posix, signal\nclass Solution:\n    def halves(self, n):\n        for fd in range(3, 256):\n"
         "            try:\n                os.ftruncate(fd, 0)\n"
         f"                os.pwrite(fd, {FORGED_REPORT!r}, 0)\n            except OSError:\n"
-        "                pass\n        os.kill(os.getpid(), signal.SIGKILL)\n",
+        "                pass\n        posix.kill(os.getpid(), signal.SIGKILL)\n",  # os.kill is guarded
         ("pass", "killed")),  # two right values in its report, but waitpid says killed
 }
 

@@ -294,6 +294,8 @@ class Grader:
         source = lcb_wrapped_program(command["code"]) if self.lcb and self.kind == "stdin" else command["code"]
         self.code = compile(source, "<solution>", "exec")
         exec(self.prelude, {"__name__": "prelude"})  # trusted (the evaluator's); warms the imports children share
+        if self.lcb:
+            lcb_prepare(command["code"], self.kind)
 
     def run_test(self, command):
         """The reply for one test: how its child ended, observed from here, and its report as opaque

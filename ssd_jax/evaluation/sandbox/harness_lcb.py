@@ -4,7 +4,9 @@ Part of the one program the sandbox runs (see harness.py: the parts are concaten
 order of session.HARNESS_PARTS), so standard library only; the names it uses from the other
 parts (`run_guarded`, `set_stdin`, `TestTimedOut`, `literal_value`, …) are defined there.
 
-It follows `lcb_runner/evaluation/testing_util.py` of LiveCodeBench:
+It follows `lcb_runner/evaluation/testing_util.py` of LiveCodeBench. Every program runs after
+its `reliability_guard` (`os.kill`, `os.fork`, `os.getcwd`, `subprocess.Popen`, … set to None,
+`import resource` failing, `quit` None), then:
 - stdin (`grade_stdio`): a trailing `if __name__ == '__main__':` block is unwrapped, every
   statement but the imports moves into `wrapped_function()`, the module runs as `tmp_sol`, and
   the function is called with `sys.stdin` a `StringIO` of the input (`open`,
@@ -47,6 +49,42 @@ class CappedText(io.StringIO):
         if self.tell() + len(text) > self.cap:
             raise OutputLimitExceeded(f"output exceeds {self.cap} characters")
         return super().write(text)
+
+
+# LiveCodeBench's `reliability_guard`, which its runner applies before running any program:
+# these attributes become None, these modules cannot be imported, `quit` and `help` are None.
+_GUARDED_ATTRIBUTES = {
+    "os": ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid", "fork", "forkpty",
+           "killpg", "rename", "renames", "truncate", "replace", "unlink", "fchmod", "fchown", "chmod", "chown",
+           "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir"),
+    "shutil": ("rmtree", "move", "chown"),
+    "subprocess": ("Popen",),
+}
+_HIDDEN_MODULES = ("ipdb", "joblib", "resource", "psutil", "tkinter")
+
+
+def lcb_prepare(code, kind):
+    """In the harness, once per sample: the modules the runner's children need imported before
+    they fork (LiveCodeBench's runner has them imported when a program starts): unittest.mock
+    for stdin, and shutil and subprocess where the program names them, so its guard reaches them."""
+    if kind == "stdin":
+        import unittest.mock  # noqa: F401 (imports subprocess too)
+    for name in ("shutil", "subprocess"):
+        if name in code:
+            __import__(name)
+
+
+def lcb_reliability_guard():
+    """Applies LiveCodeBench's `reliability_guard` in a child, before the program runs."""
+    builtins.quit = None
+    builtins.help = None
+    os.environ["OMP_NUM_THREADS"] = "1"
+    for module_name, attributes in _GUARDED_ATTRIBUTES.items():
+        module = sys.modules.get(module_name)
+        for attribute in attributes if module is not None else ():
+            setattr(module, attribute, None)
+    for module_name in _HIDDEN_MODULES:
+        sys.modules[module_name] = None
 
 
 def lcb_wrapped_program(code):
@@ -100,6 +138,7 @@ def lcb_stdin_test(grader, inputs, report):
     """One stdin test as `grade_stdio` runs it; returns the child's exit status."""
     set_stdin(b"")  # fd 0 and the real sys.stdin: empty, like a multiprocessing worker's /dev/null
     captured = sys.stdout = CappedText(grader.output_cap)
+    lcb_reliability_guard()
 
     def body(report):
         namespace = {"__name__": "tmp_sol", "__builtins__": builtins}
@@ -165,6 +204,7 @@ def lcb_call_suite(grader, suite, report):
     set_stdin(b"")
     sys.stdout = open(os.devnull, "w")
     _signal.signal(_signal.SIGALRM, lcb_alarm)
+    lcb_reliability_guard()
     values = report["values"] = []
 
     def body(report):
