@@ -13,7 +13,7 @@ prelude (`from collections import *`, `sys.setrecursionlimit(50000)`, …; see p
   return value, tuples at any depth as lists and dict keys as strings. Every test runs the
   program from scratch, so no state survives from one test to the next.
 - `livecodebench`: exactly as LiveCodeBench's runner (`lcb_runner/evaluation/testing_util.py`)
-  grades (see sandbox/harness_lcb.py). A stdin program is wrapped in a function with patched
+  grades (see sandbox/harness_lcb.py), after its `reliability_guard`. A stdin program is wrapped in a function with patched
   stdin/stdout; a functional sample runs all its tests in one process on one `Solution()` (state
   carries from test to test), under its per-test alarm, each input line read as one JSON value
   (a blank line is an error there, so here too), and each return value (a tuple as a list, only
@@ -178,14 +178,13 @@ def _judge_suite(reply: dict, expected: list) -> tuple[list[str], str]:
     if not isinstance(values, list) or len(values) > len(expected):
         values = []
     for index, (text, answer) in enumerate(zip(values, expected)):
-        try:
-            actual = read_literal(text) if isinstance(text, str) else NotPlainData(f"not plain data: {_shown(text)}")
-            right = not isinstance(actual, NotPlainData) and bool(actual == answer)
-        except (NotPlainData, RecursionError, MemoryError) as error:
-            actual, right = error, False
+        try:  # a value is a literal of plain data, or a marker saying why it is not
+            right = isinstance(text, str) and bool(read_literal(text) == answer)
+        except (NotPlainData, RecursionError, MemoryError):
+            right = False
         if not right:
             verdicts[index] = "wrong_answer"
-            return verdicts, f"test {index}: wrong_answer: expected {_shown(answer)}, got {_shown(str(actual))}"
+            return verdicts, f"test {index}: wrong_answer: expected {_shown(answer)}, got {_shown(text)}"
         verdicts[index] = "pass"
     if len(values) == len(expected) and reply["status"] == "ok":
         return verdicts, ""
