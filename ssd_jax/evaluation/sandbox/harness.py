@@ -48,7 +48,6 @@ import time
 EXIT_DONE, EXIT_RAISED, EXIT_MEMORY, EXIT_OUTPUT_LIMIT, EXIT_TIMEOUT = 0, 1, 3, 4, 5
 _STATUS_OF_EXIT = {EXIT_DONE: "ok", EXIT_RAISED: "error", EXIT_MEMORY: "memory", EXIT_OUTPUT_LIMIT: "output_limit",
                    EXIT_TIMEOUT: "timeout"}
-PR_SET_DUMPABLE = 4
 _real_exit = os._exit
 
 
@@ -71,25 +70,6 @@ class CappedBytes(io.BytesIO):
         if self.tell() + len(data) > self.cap:
             raise OutputLimitExceeded(f"output exceeds {self.cap} bytes")
         return super().write(data)
-
-
-def forbid_tracing():
-    """Makes this process non-dumpable: other processes of the same user (the children) can then
-    neither ptrace it nor open its descriptors through /proc/<pid>/fd."""
-    import _ctypes  # ctypes itself costs ~10 ms to import
-
-    class CInt(_ctypes._SimpleCData):
-        _type_ = "i"
-
-    class CFunction(_ctypes.CFuncPtr):
-        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-        _restype_ = CInt
-
-    class Libc:
-        _handle = _ctypes.dlopen(None)
-
-    if CFunction(("prctl", Libc()))(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        raise OSError("prctl(PR_SET_DUMPABLE, 0) failed")
 
 
 def apply_limits(rlimits):

@@ -1,4 +1,5 @@
-"""The harness's wire formats: the evaluator channel, and plain data written as JSON or as Python literals.
+"""The harness's wire formats: the evaluator channel (and what keeps children off it), and plain
+data written as JSON or as Python literals.
 
 Part of the one program the sandbox runs (see harness.py: the parts are concatenated in the
 order of session.HARNESS_PARTS and compiled once), so standard library only, and light imports.
@@ -10,6 +11,7 @@ import marshal
 import os
 
 ERROR_CHARS = 2000
+PR_SET_DUMPABLE = 4
 
 
 class Channel:
@@ -41,6 +43,25 @@ def write_all(fd, data):
     data = memoryview(data)
     while data:
         data = data[os.write(fd, data):]
+
+
+def forbid_tracing():
+    """Makes this process non-dumpable: other processes of the same user (the children) can then
+    neither ptrace it nor open its descriptors through /proc/<pid>/fd."""
+    import _ctypes  # ctypes itself costs ~10 ms to import
+
+    class CInt(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class CFunction(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+        _restype_ = CInt
+
+    class Libc:
+        _handle = _ctypes.dlopen(None)
+
+    if CFunction(("prctl", Libc()))(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError("prctl(PR_SET_DUMPABLE, 0) failed")
 
 
 class RawJson(str):
