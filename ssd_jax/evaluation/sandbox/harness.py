@@ -2,8 +2,10 @@
 
 Standard library only, and never imported by the evaluator: the sandbox's own interpreter
 compiles it once (session.compiled_harness) and every sandbox starts from that code object,
-because none of the evaluator's files are visible in there. It imports next to nothing
-(interpreter start-up is most of a sample's cost).
+because none of the evaluator's files are visible in there. It is three files concatenated in
+the order of session.HARNESS_PARTS: harness_wire.py (the channel and data formats),
+harness_lcb.py (the `livecodebench` runner's children), then this one, which ends by calling
+`main()`. It imports next to nothing (interpreter start-up is most of a sample's cost).
 
 Trust. This loop holds the two descriptors that talk to the evaluator: commands arrive on
 `cmd_fd` as length-prefixed `marshal` frames (written by the evaluator), replies leave on
@@ -13,8 +15,8 @@ non-dumpable, so no child can reopen them through `/proc/<pid>/fd` or ptrace it.
 answers the evaluator from what it observes from outside the child: its exit status (from
 `waitpid`) and the report the child left in a fresh memfd, forwarded as opaque base64 that
 the evaluator decodes and judges itself. A report is only the program's own output or return
-values, which the evaluator compares with answers the program never sees; nothing a child
-writes is taken as a status.
+values (and, on failure, its error), which the evaluator compares with answers the program
+never sees; nothing a child writes is taken as a status.
 
 Operations:
 - `program`: run `code` once as `__main__` with the real stdin/stdout/stderr; this process then
@@ -23,19 +25,15 @@ Operations:
   (input or arguments only, never expected outputs); the child runs the program from scratch,
   then the test. With the `robust` runner a stdin test gets its input as a real file
   descriptor 0 (so `input()`, `sys.stdin.buffer`, `readlines()`, `open(0)` and
-  `os.read(0, ...)` all work) and its output captured from `sys.stdout` up to a size cap. With
-  the `livecodebench` runner a stdin program runs as LiveCodeBench's runner
-  (`lcb_runner/evaluation/testing_util.py`) runs it: a trailing `if __name__ == '__main__':`
-  block is unwrapped, every statement but the imports moves into `wrapped_function()`, the
-  module runs as `tmp_sol`, and the function is called with `sys.stdin` a `StringIO` of the
-  input (`open`, `sys.stdin.readline/readlines/read` patched as it patches them, file
-  descriptor 0 empty as in its worker processes) and `sys.stdout` a `StringIO`; a functional test calls the function and
+  `os.read(0, ...)` all work) and its output captured from `sys.stdout` up to a size cap, and
+  a functional test calls `Solution().<func_name>` (or the function) on a fresh instance and
   reports its return value as JSON; a `calls` test (HumanEval) calls the entry point on each
   recorded argument list and reports each return value as a Python literal of plain data; a
-  `check` test runs the data set's own check after the program.
+  `check` test runs the data set's own check after the program. With the `livecodebench`
+  runner, programs run as LiveCodeBench's runner runs them (see harness_lcb.py); its
+  functional samples arrive as one `test` holding every test's arguments (a `suite`).
 """
 
-import _json
 import binascii
 import builtins
 import io
@@ -46,16 +44,19 @@ import _signal  # the `signal` module would import enum, functools and collectio
 import sys
 import time
 
-ERROR_CHARS = 2000
 # A child's exit statuses; any other status (or a signal) is a failure too.
-EXIT_DONE, EXIT_RAISED, EXIT_MEMORY, EXIT_OUTPUT_LIMIT = 0, 1, 3, 4
-_STATUS_OF_EXIT = {EXIT_DONE: "ok", EXIT_RAISED: "error", EXIT_MEMORY: "memory", EXIT_OUTPUT_LIMIT: "output_limit"}
-PR_SET_DUMPABLE = 4
+EXIT_DONE, EXIT_RAISED, EXIT_MEMORY, EXIT_OUTPUT_LIMIT, EXIT_TIMEOUT = 0, 1, 3, 4, 5
+_STATUS_OF_EXIT = {EXIT_DONE: "ok", EXIT_RAISED: "error", EXIT_MEMORY: "memory", EXIT_OUTPUT_LIMIT: "output_limit",
+                   EXIT_TIMEOUT: "timeout"}
 _real_exit = os._exit
 
 
 class OutputLimitExceeded(BaseException):
     """Raised in the program when its captured output passes the cap (not catchable as Exception)."""
+
+
+class TestTimedOut(BaseException):
+    """Raised in a child when a runner's own per-test alarm ended a test (not catchable as Exception)."""
 
 
 class CappedBytes(io.BytesIO):
@@ -69,130 +70,6 @@ class CappedBytes(io.BytesIO):
         if self.tell() + len(data) > self.cap:
             raise OutputLimitExceeded(f"output exceeds {self.cap} bytes")
         return super().write(data)
-
-
-class CappedText(io.StringIO):
-    """A StringIO that refuses to grow past `cap` characters (LiveCodeBench captures into a StringIO)."""
-
-    def __init__(self, cap):
-        super().__init__()
-        self.cap = cap
-
-    def write(self, text):
-        if self.tell() + len(text) > self.cap:
-            raise OutputLimitExceeded(f"output exceeds {self.cap} characters")
-        return super().write(text)
-
-
-class Channel:
-    def __init__(self, cmd_fd, reply_fd):
-        self.commands = os.fdopen(cmd_fd, "rb")
-        self.cmd_fd, self.reply_fd = cmd_fd, reply_fd
-        os.set_inheritable(cmd_fd, False)
-        os.set_inheritable(reply_fd, False)
-
-    def receive(self):
-        header = self.commands.read(8)
-        if len(header) < 8:
-            return None
-        return marshal.loads(self.commands.read(int.from_bytes(header, "little")))
-
-    def send(self, message):
-        write_all(self.reply_fd, (to_json(message) + "\n").encode())
-
-    def close(self):
-        """Closes both descriptors (in a child, before any untrusted code runs)."""
-        for fd in (self.cmd_fd, self.reply_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-def write_all(fd, data):
-    data = memoryview(data)
-    while data:
-        data = data[os.write(fd, data):]
-
-
-def forbid_tracing():
-    """Makes this process non-dumpable: other processes of the same user (the children) can then
-    neither ptrace it nor open its descriptors through /proc/<pid>/fd."""
-    import _ctypes  # ctypes itself costs ~10 ms to import
-
-    class CInt(_ctypes._SimpleCData):
-        _type_ = "i"
-
-    class CFunction(_ctypes.CFuncPtr):
-        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-        _restype_ = CInt
-
-    class Libc:
-        _handle = _ctypes.dlopen(None)
-
-    if CFunction(("prctl", Libc()))(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        raise OSError("prctl(PR_SET_DUMPABLE, 0) failed")
-
-
-class RawJson(str):
-    """Text that is already JSON (encoded once, embedded as is)."""
-
-
-def to_json(value):
-    """JSON text for plain data, as json.dumps writes it (tuples as lists, number keys as
-    strings); TypeError for anything else. Avoids importing json (and re) in here."""
-    if isinstance(value, RawJson):
-        return str(value)
-    if isinstance(value, str):
-        return _json.encode_basestring_ascii(value)
-    if value is None or value is True or value is False:
-        return {None: "null", True: "true", False: "false"}[value]
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, float):
-        if value != value:
-            return "NaN"
-        if value in (float("inf"), float("-inf")):
-            return "Infinity" if value > 0 else "-Infinity"
-        return float.__repr__(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(to_json(item) for item in value) + "]"
-    if isinstance(value, dict):
-        items = []
-        for key, item in value.items():
-            if not isinstance(key, str):
-                if key is not None and not isinstance(key, (int, float)):
-                    raise TypeError(f"key {key!r} is not JSON")
-                key = to_json(key).strip('"')
-            items.append(_json.encode_basestring_ascii(key) + ": " + to_json(item))
-        return "{" + ", ".join(items) + "}"
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def to_literal(value):
-    """A Python literal of `value` if it is plain data of exactly the built-in types (no
-    subclasses, so no overridden `__eq__` or `__repr__`); TypeError otherwise. Infinities and
-    NaN are written `inf` and `nan`, which the evaluator's reader accepts."""
-    kind = type(value)
-    if value is None or kind is bool:
-        return repr(value)
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float:
-        return float.__repr__(value)
-    if kind is str:
-        return str.__repr__(value)
-    if kind is bytes:
-        return bytes.__repr__(value)
-    if kind is list:
-        return "[" + ", ".join(to_literal(item) for item in value) + "]"
-    if kind is tuple:
-        return "(" + "".join(to_literal(item) + ", " for item in value) + ")"
-    if kind is set:
-        return "{" + ", ".join(to_literal(item) for item in value) + "}" if value else "set()"
-    if kind is dict:
-        return "{" + ", ".join(to_literal(k) + ": " + to_literal(v) for k, v in value.items()) + "}"
-    raise TypeError(f"{kind.__name__} is not plain data")
 
 
 def apply_limits(rlimits):
@@ -323,15 +200,6 @@ def child_status(code, report, report_cap):
     return _STATUS_OF_EXIT.get(code, "error"), f"exit status {code}"
 
 
-def write_report(fd, report):
-    """The child's report, replacing anything the program wrote to the same descriptor."""
-    data = to_json(report).encode()
-    os.ftruncate(fd, 0)
-    offset = 0
-    while offset < len(data):
-        offset += os.pwrite(fd, data[offset:], offset)
-
-
 def run_program(supervisor, command):
     """`program`: plain execution in a child; this process then ends exactly as the child did."""
 
@@ -370,6 +238,26 @@ def run_program(supervisor, command):
     _real_exit(128 - code)
 
 
+def run_guarded(action, report):
+    """Runs `action(report)` in a test's child: the child's exit status for how it ended, and on
+    failure its error in `report`."""
+    try:
+        action(report)
+        return EXIT_DONE
+    except MemoryError as error:
+        report["error"] = short_traceback(error)
+        return EXIT_MEMORY
+    except OutputLimitExceeded as error:
+        report["error"] = str(error)
+        return EXIT_OUTPUT_LIMIT
+    except TestTimedOut as error:
+        report["error"] = str(error)
+        return EXIT_TIMEOUT
+    except BaseException as error:
+        report["error"] = short_traceback(error)
+        return EXIT_RAISED
+
+
 class Grader:
     """`load` then `test`s: one sample's program against one test at a time, each in a child."""
 
@@ -378,12 +266,16 @@ class Grader:
         self.kind = command["kind"]
         self.output_cap = command["max_output_bytes"]
         self.func_name = command.get("func_name")
-        self.lcb_stdin = command.get("runner") == "livecodebench" and self.kind == "stdin"
+        self.lcb = command.get("runner") == "livecodebench" and self.kind in ("stdin", "functional")
+        self.timeout_s = command.get("timeout_s")
+        self.defines_solution = "class Solution" in command["code"]  # LiveCodeBench's test of a LeetCode program
         prelude = command.get("prelude", "")
         self.prelude = compile(prelude, "<prelude>", "exec")
-        source = lcb_wrapped_program(command["code"]) if self.lcb_stdin else command["code"]
+        source = lcb_wrapped_program(command["code"]) if self.lcb and self.kind == "stdin" else command["code"]
         self.code = compile(source, "<solution>", "exec")
         exec(self.prelude, {"__name__": "prelude"})  # trusted (the evaluator's); warms the imports children share
+        if self.lcb:
+            lcb_prepare(command["code"], self.kind)
 
     def run_test(self, command):
         """The reply for one test: how its child ended, observed from here, and its report as opaque
@@ -396,13 +288,23 @@ class Grader:
     def _child(self, report_fd, command):
         """Runs in the child: the program, then the test; writes the report, returns the exit status."""
         os._exit = raise_system_exit
-        if self.lcb_stdin:
-            return self._lcb_stdin_child(report_fd, command.get("input", ""))
+        report = {}
+        if self.lcb and self.kind == "stdin":
+            status = lcb_stdin_test(self, command.get("input", ""), report)
+        elif self.lcb:
+            status = lcb_call_suite(self, command["suite"], report)
+        else:
+            status = self._robust_test(command, report)
+        write_report(report_fd, report)
+        return status
+
+    def _robust_test(self, command, report):
+        """The program as `__main__` (stdin), or its function called (functional), with a real fd 0."""
         set_stdin(command.get("input", "").encode("utf-8", "surrogateescape"))
         stream, captured = capture_stdout(self.output_cap)
         threads_before = live_threads()
-        report, status = {}, EXIT_DONE
-        try:
+
+        def body(report):
             if self.kind == "stdin":
                 self._run_module(exit_is_normal=True)
                 join_new_threads(threads_before)
@@ -417,37 +319,11 @@ class Grader:
                 namespace = self._run_module(exit_is_normal=False)
                 exec(compile(command["check"], "<check>", "exec"), namespace)
                 report["completed"] = True
-        except MemoryError as error:
-            status, report["error"] = EXIT_MEMORY, short_traceback(error)
-        except OutputLimitExceeded as error:
-            status, report["error"] = EXIT_OUTPUT_LIMIT, str(error)
-        except BaseException as error:
-            status, report["error"] = EXIT_RAISED, short_traceback(error)
+
+        status = run_guarded(body, report)
         release_stdout(stream)
         if self.kind == "stdin":
             report["output"] = captured.getvalue().decode("utf-8", "replace")
-        write_report(report_fd, report)
-        return status
-
-    def _lcb_stdin_child(self, report_fd, inputs):
-        """A stdin test as LiveCodeBench's `grade_stdio` runs it (see the module docstring)."""
-        set_stdin(b"")  # fd 0 and the real sys.stdin: empty, like a multiprocessing worker's /dev/null
-        captured = sys.stdout = CappedText(self.output_cap)
-        report, status = {}, EXIT_DONE
-        try:
-            namespace = {"__name__": "tmp_sol", "__builtins__": builtins}
-            exec(self.prelude, namespace)
-            exec(self.code, namespace)
-            lcb_call_method(namespace["wrapped_function"], inputs)
-        except MemoryError as error:
-            status, report["error"] = EXIT_MEMORY, short_traceback(error)
-        except OutputLimitExceeded as error:
-            status, report["error"] = EXIT_OUTPUT_LIMIT, str(error)
-        except BaseException as error:
-            status, report["error"] = EXIT_RAISED, short_traceback(error)
-        sys.stdout = sys.__stdout__
-        report["output"] = captured.getvalue()
-        write_report(report_fd, report)
         return status
 
     def _run_module(self, exit_is_normal):
@@ -472,69 +348,6 @@ class Grader:
         if callable(namespace.get(self.func_name)):
             return namespace[self.func_name]
         raise NameError(f"no class Solution and no function {self.func_name!r} defined")
-
-
-def lcb_wrapped_program(code):
-    """LiveCodeBench's `clean_if_name` then `make_function` (its import prelude comes separately):
-    imports stay at module level, every other statement becomes the body of `wrapped_function`.
-    Code that does not parse is returned unchanged, as there (compiling it then fails)."""
-    import ast
-
-    try:
-        tree = ast.parse(code)
-        last = tree.body[-1]
-        if isinstance(last, ast.If) and ast.unparse(last.test).strip() == "__name__ == '__main__'":
-            code = ast.unparse(tree.body[:-1]) + "\n" + ast.unparse(last.body)
-    except Exception:
-        pass
-    try:
-        tree = ast.parse(code)
-        imports = [stmt for stmt in tree.body if isinstance(stmt, (ast.Import, ast.ImportFrom))]
-        others = [stmt for stmt in tree.body if not isinstance(stmt, (ast.Import, ast.ImportFrom))]
-        function = ast.FunctionDef(
-            name="wrapped_function",
-            args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
-            body=others, decorator_list=[], lineno=-1,
-        )
-        return ast.unparse(imports) + "\n" + ast.unparse(function)
-    except Exception:
-        return code
-
-
-def lcb_call_method(method, inputs):
-    """LiveCodeBench's `call_method`: the same patches, applied in the same order."""
-    from unittest.mock import mock_open, patch
-
-    lines = iter(inputs.split("\n"))
-
-    @patch("builtins.open", mock_open(read_data=inputs))
-    @patch("sys.stdin", io.StringIO(inputs))
-    @patch("sys.stdin.readline", lambda *args: next(lines))
-    @patch("sys.stdin.readlines", lambda *args: inputs.split("\n"))
-    @patch("sys.stdin.read", lambda *args: inputs)
-    def inner(_method):
-        try:
-            return _method()
-        except SystemExit:
-            pass
-
-    return inner(method)
-
-
-def json_value(value):
-    """The return value as JSON data; an unserialisable value becomes one that compares unequal."""
-    try:
-        return RawJson(to_json(value))
-    except (TypeError, ValueError, RecursionError):
-        return {"__unserializable__": repr(value)[:ERROR_CHARS]}
-
-
-def literal_value(value):
-    """The return value as a Python literal, or a marker the evaluator reads as not plain data."""
-    try:
-        return to_literal(value)
-    except (TypeError, ValueError, RecursionError) as error:
-        return {"not_plain_data": str(error)[:ERROR_CHARS]}
 
 
 def grade(supervisor, command):

@@ -52,9 +52,10 @@ class Limits:
         """These limits with files large enough to hold a test input of `input_bytes` (inputs live in memfds)."""
         return dataclasses.replace(self, max_file_mb=max(self.max_file_mb, input_bytes // (1 << 20) + 2))
 
-    def rlimits(self) -> dict[str, tuple[int, int]]:
-        """`resource` constant name → (soft, hard), as the in-sandbox harness applies them."""
-        cpu = math.ceil(self.timeout_s) + 1
+    def rlimits(self, cpu_s: float | None = None) -> dict[str, tuple[int, int]]:
+        """`resource` constant name → (soft, hard), as the in-sandbox harness applies them; one
+        process gets `cpu_s` CPU seconds (default `timeout_s`), plus one of slack."""
+        cpu = math.ceil(self.timeout_s if cpu_s is None else cpu_s) + 1
         memory = self.memory_mb * 1024 * 1024
         return {
             "RLIMIT_CPU": (cpu, cpu + 1),

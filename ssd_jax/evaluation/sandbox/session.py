@@ -24,7 +24,9 @@ from pathlib import Path
 from ssd_jax.evaluation.sandbox.isolation import Isolation
 from ssd_jax.evaluation.sandbox.limits import Limits
 
-HARNESS_SOURCE = Path(__file__).with_name("harness.py").read_text()
+# The harness is one program made of these files, in this order (it ends by calling its `main()`).
+HARNESS_PARTS = ("harness_wire.py", "harness_lcb.py", "harness.py")
+HARNESS_SOURCE = "\n\n".join(Path(__file__).with_name(part).read_text() for part in HARNESS_PARTS)
 _BOOTSTRAP = "import marshal, sys; exec(marshal.loads(bytes.fromhex(sys.argv.pop(1))))"
 _CHUNK = 1 << 16
 _POLL_S = 0.05
@@ -35,8 +37,8 @@ MARSHAL_VERSION = 4  # plain data reads the same in every Python 3 since 3.4
 
 @functools.lru_cache(maxsize=None)
 def compiled_harness(isolation: Isolation) -> str:
-    """harness.py compiled once by the sandbox's own interpreter (marshalled, hex): starting
-    from the code object saves compiling 300 lines in every sandbox."""
+    """The harness compiled once by the sandbox's own interpreter (marshalled, hex): starting
+    from the code object saves compiling 600 lines in every sandbox."""
     compile_it = "import marshal, sys; sys.stdout.write(marshal.dumps(compile(sys.stdin.read(), '<string>', 'exec')).hex())"
     with isolation.launch(["-I", "-S", "-c", compile_it], 1 << 20, ()) as launch:
         done = subprocess.run(launch.argv, input=HARNESS_SOURCE, capture_output=True, text=True, timeout=60,
