@@ -5,8 +5,9 @@ that make GCS writes safe (`ifGenerationMatch`, `ifGenerationNotMatch`, `ifMetag
 `ifMetagenerationNotMatch`, their `ifSource…` forms, `generation`), sends no `x-goog-generation`
 header with an object's bytes, ignores a listing's `startOffset`/`endOffset`, and serves one
 connection at a time. TensorStore (Orbax's OCDBT checkpoints) reads an object's generation from
-that header and writes the next version only if the generation still matches, so against the bare
-emulator a checkpoint write fails now and then ("Malformed StorageGeneration").
+that header (missing: 0, no valid generation) and writes the next version only if the generation
+still matches, so against the bare emulator a checkpoint's manifest rewrite fails now and then
+("Malformed StorageGeneration").
 
 This module keeps the emulator's storage and handlers and adds, as GCS documents them
 (https://cloud.google.com/storage/docs/request-preconditions):
@@ -19,8 +20,8 @@ This module keeps the emulator's storage and handlers and adds, as GCS documents
 - listings honour `startOffset` and `endOffset`.
 
 Run it as `python tests/gcs_double.py PORT BUCKET`; it serves on 127.0.0.1 until terminated.
-`SSD_JAX_GCS_DOUBLE_IGNORE=ifGenerationMatch` (a comma-separated list of conditions) makes it ignore
-those conditions, as the bare emulator does: the tests use it to show that they notice.
+`SSD_JAX_GCS_DOUBLE_IGNORE=ifGenerationMatch` (a comma-separated list of conditions, or `generation`)
+makes it ignore those, as the bare emulator does: tests/test_gcs.py run with it set must fail.
 """
 
 from __future__ import annotations
