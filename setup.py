@@ -40,6 +40,7 @@ setup(
         "gcs": ["gcsfs>=2024.2"],
         # libtpu (jax[tpu]) lets the tests compile for real TPU topologies on a CPU host (launch/compile.py).
         "test": ["pytest>=8", "transformers>=4.57", "accelerate>=1.0", "torch==2.13.0", "portpicker>=1.6",
-                 "gcsfs>=2024.2", "gcp-storage-emulator>=2024.8", "jax[tpu]==0.10.2"],
+                 "gcsfs>=2024.2", "gcp-storage-emulator>=2024.8", "tensorstore>=0.1.60", "regex>=2024.4",
+                 "jax[tpu]==0.10.2"],
     },
 )

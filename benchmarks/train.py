@@ -71,6 +71,7 @@ class JaxTrainer:
     def __init__(self, loaded, tokens: np.ndarray):
         import jax
 
+        from configs import base
         from ssd_jax.training import state
         from ssd_jax.training.optimizer import (
             OptimizerSettings,
@@ -82,8 +83,10 @@ class JaxTrainer:
         self._jax, mesh = jax, loaded.mesh
         self.params = state.split_params(loaded.model)[1]
         graphdef = state.split_params(loaded.model)[0]
-        settings = OptimizerSettings(steps=1000, peak_learning_rate=LEARNING_RATE,
-                                     final_learning_rate=LEARNING_RATE, warmup_steps=0)
+        config = base.get_config()  # the paper's AdamW settings, at a constant learning rate
+        config.train.update(steps=1000, peak_learning_rate=LEARNING_RATE, final_learning_rate=LEARNING_RATE,
+                            warmup_steps=0)
+        settings = OptimizerSettings.from_config(config)
         optimizer = make_optimizer(settings, weight_decay_mask(loaded.model))
         param_shardings = state.param_shardings(loaded.model, mesh)
         opt_shardings = state.opt_state_shardings(optimizer, self.params, param_shardings, mesh)

@@ -117,8 +117,7 @@ def training_target(config: Mapping[str, Any], model_config: ModelConfig, mesh) 
     micro_batch = int(train.get("micro_batch", 0)) or global_batch
     model = nnx.eval_shape(lambda: Transformer(model_config, rngs=nnx.Rngs(0)))
     graphdef, params = state.split_params(model)
-    optimizer = make_optimizer(OptimizerSettings(steps=int(train["steps"]), warmup_steps=int(train["warmup_steps"]),
-                                                 grad_clip=float(train["grad_clip"])), weight_decay_mask(model))
+    optimizer = make_optimizer(OptimizerSettings.from_config(config), weight_decay_mask(model))
     param_shardings = state.param_shardings(model, mesh)
     opt_shardings = state.opt_state_shardings(optimizer, params, param_shardings, mesh)
     shape = (global_batch // micro_batch, micro_batch, length)

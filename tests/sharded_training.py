@@ -5,17 +5,14 @@ from __future__ import annotations
 import jax
 import numpy as np
 from sample_shards import write_code_shards
+from settings_from_config import data_settings, optimizer_settings
 
 import ssd_jax
 from ssd_jax.data.examples import ExampleTokenizer
-from ssd_jax.data.pipeline import DataSettings, prepare_data, training_batches
+from ssd_jax.data.pipeline import prepare_data, training_batches
 from ssd_jax.parallel import single_device_mesh
 from ssd_jax.training import state
-from ssd_jax.training.optimizer import (
-    OptimizerSettings,
-    make_optimizer,
-    weight_decay_mask,
-)
+from ssd_jax.training.optimizer import make_optimizer, weight_decay_mask
 from ssd_jax.training.step import make_train_step
 
 ROWS, LENGTH, STEPS = 8, 128, 3
@@ -25,7 +22,7 @@ def pipeline_batches(samples_dir) -> list[dict[str, np.ndarray]]:
     """`STEPS` packed batches of `ROWS` rows from the real pipeline over 24 sample records."""
     loaded = ssd_jax.load_model("tiny-random")
     examples = ExampleTokenizer(loaded.tokenizer, loaded.chat_template)
-    settings = DataSettings(samples_dir=str(write_code_shards(samples_dir, 24)), max_length=LENGTH, read_threads=1)
+    settings = data_settings(write_code_shards(samples_dir, 24), max_length=LENGTH, read_threads=1)
     stream = iter(training_batches(prepare_data(settings, examples), settings, examples, seed=0,
                                    examples_per_step=ROWS))
     return [next(stream) for _ in range(STEPS)]
@@ -35,7 +32,7 @@ def train_on_mesh(mesh, batches, accumulation: int = 1):
     """Per-step (loss, grad norm), the final parameters as NumPy, and the parameter shardings."""
     loaded = ssd_jax.load_model("tiny-random", mesh=mesh)
     graphdef, params = state.split_params(loaded.model)
-    settings = OptimizerSettings(steps=STEPS, peak_learning_rate=1e-3, final_learning_rate=1e-4, warmup_steps=1)
+    settings = optimizer_settings(steps=STEPS, peak_learning_rate=1e-3, final_learning_rate=1e-4, warmup_steps=1)
     optimizer = make_optimizer(settings, weight_decay_mask(loaded.model))
     param_shardings = state.param_shardings(loaded.model, mesh)
     opt_shardings = state.opt_state_shardings(optimizer, params, param_shardings, mesh)

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from settings_from_config import analysis_settings
 
 from ssd_jax.analysis import contexts as contexts_lib
 from ssd_jax.analysis import diagnostics, distributions
@@ -80,7 +81,7 @@ def test_top20_bins():
 
 
 def test_lock_fork_rule():
-    rule = diagnostics.LockForkRule()
+    rule = analysis_settings().rule  # configs/base.py's thresholds
     classes = rule.classify(np.array([0.9, 0.75, 0.6, 0.3, 0.3]), np.array([0.1, 2.0, 1.0, 1.0, 0.5]))
     assert classes.tolist() == [1, 1, 0, 2, 0]
 
@@ -105,7 +106,7 @@ def test_analysis_of_a_tiny_model_matches_brute_force_and_the_sharded_run(tiny):
     contexts = [contexts_lib.Context(str(i), tuple(rng.integers(0, 250, 3 + i).tolist()),
                                      tuple(rng.integers(0, 250, 9 - i).tolist())) for i in range(6)]
     temperatures = (0.5, 1.0, 1.5)
-    settings = diagnostics.AnalysisSettings(temperatures=temperatures, top_k=20, top_p=0.8, batch_size=8)
+    settings = analysis_settings(temperatures=temperatures, top_k=20, top_p=0.8, batch_size=8)
     result = diagnostics.analyze([("base", "tiny-random")], lambda ref: model, contexts, settings)["models"]["base"]
 
     rows, top1, counts, entropies = [], [], np.zeros(3), np.zeros(3)

@@ -4,10 +4,11 @@ budget and the chat-template keyword arguments, and the results record style and
 from pathlib import Path
 
 import pytest
+from settings_from_config import eval_settings
 from ml_collections import ConfigDict
 
 from configs import base
-from ssd_jax.evaluation.evaluator import EvalSettings, Generated, JsonlStore, ModelSpec, grade_missing
+from ssd_jax.evaluation.evaluator import Generated, JsonlStore, ModelSpec, grade_missing
 from ssd_jax.evaluation.report import format_table
 from ssd_jax.stages import evaluate
 
@@ -75,6 +76,6 @@ def test_verdicts_of_another_grader_are_refused_until_rescored(tmp_path):
     store = JsonlStore(tmp_path / "verdicts.jsonl")
     store.append([{"model": "base", "model_id": "x", "temperature": 0.7, "problem_id": "p", "sample_index": 0,
                    "grader": "robust", "passed": True, "status": "pass"}])
-    settings = EvalSettings(temperatures=(0.7,), grader="livecodebench")
+    settings = eval_settings(temperatures=(0.7,), grader="livecodebench")
     with pytest.raises(ValueError, match=r"verdicts of the \['robust'\] grader .*config.eval.rescore=True"):
         grade_missing(store, {}, [], [], settings, isolation=None)

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from settings_from_config import eval_settings
 
 from ssd_jax.errors import ConfigError, InputError
 from ssd_jax.evaluation.evaluator import EvalSettings, Generated, JsonlStore, ModelSpec, evaluate
@@ -26,8 +27,8 @@ CORRECT_COUNTS = {("base", 0.5, "abc360_a"): 2, ("base", 0.5, "3100"): 0, ("base
                   ("base", 1.0, "3100"): 1, ("ssd", 0.5, "abc360_a"): 5, ("ssd", 0.5, "3100"): 3,
                   ("ssd", 1.0, "abc360_a"): 4, ("ssd", 1.0, "3100"): 0}
 MODELS = [ModelSpec("base", "/ckpt/base"), ModelSpec("ssd", "/ckpt/ssd")]
-SETTINGS = EvalSettings(temperatures=(0.5, 1.0), top_k=20, top_p=0.8, n_samples=5, chunk_size=4, workers=2,
-                        progress=False, grading=Limits(timeout_s=5))
+SETTINGS = eval_settings(temperatures=(0.5, 1.0), top_k=20, top_p=0.8, n_samples=5, chunk_size=4, workers=2,
+                         progress=False, grading=Limits(timeout_s=5))
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,11 @@ import jax
 import numpy as np
 import pytest
 from sample_shards import write_code_shards
+from settings_from_config import data_settings
 
 import ssd_jax
 from ssd_jax.data.examples import ExampleTokenizer
-from ssd_jax.data.pipeline import DataSettings, prepare_data, rows_per_micro_batch, training_batches
+from ssd_jax.data.pipeline import prepare_data, rows_per_micro_batch, training_batches
 from ssd_jax.training import state
 from ssd_jax.training.step import loss_and_grads
 
@@ -21,8 +22,8 @@ EXAMPLES_PER_STEP, ACCUMULATION, LENGTH, STEPS = 8, 2, 384, 2
 def run(tmp_path_factory):
     loaded = ssd_jax.load_model("tiny-random")  # float32, one device
     examples = ExampleTokenizer(loaded.tokenizer, loaded.chat_template)
-    settings = DataSettings(samples_dir=str(write_code_shards(tmp_path_factory.mktemp("samples"), 24)),
-                            max_length=LENGTH, read_threads=1)
+    settings = data_settings(write_code_shards(tmp_path_factory.mktemp("samples"), 24), max_length=LENGTH,
+                             read_threads=1)
     return loaded, examples, settings, prepare_data(settings, examples)
 
 

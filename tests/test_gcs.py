@@ -1,6 +1,6 @@
 """A run whose work directory and base model live on Google Cloud Storage, against a local GCS
-emulator on 127.0.0.1: the tiny pipeline end to end, every output in the bucket, nothing in a
-local `gs:` directory."""
+double on 127.0.0.1 that honours generation preconditions as GCS does (tests/gcs_double.py): the
+tiny pipeline end to end, every output in the bucket, nothing in a local `gs:` directory."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import gcsfs
 import jax
 import numpy as np
 import portpicker
 import pytest
+import tensorstore as ts
 from etils import epath
 from flax import nnx
 
@@ -27,14 +29,13 @@ PROMPTS, STEPS = 4, 2
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    """A fake GCS server with bucket `bucket`; the environment that points gcsfs (epath) and
+def gcs(tmp_path_factory):
+    """A GCS double with bucket `bucket`; the environment that points gcsfs (epath) and
     tensorstore (Orbax) at it."""
     port = portpicker.pick_unused_port()
-    log = tmp_path_factory.mktemp("emulator") / "emulator.log"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1", f"--port={port}", "--in-memory",
-         "--default-bucket=bucket"], stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    log = tmp_path_factory.mktemp("gcs") / "gcs.log"
+    server = subprocess.Popen([sys.executable, str(REPO / "tests" / "gcs_double.py"), str(port), "bucket"],
+                              stdout=open(log, "w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -44,7 +45,7 @@ def emulator(tmp_path_factory):
             assert server.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
     url = f"http://127.0.0.1:{port}"
-    env = {"STORAGE_EMULATOR_HOST": url, "TENSORSTORE_GCS_HTTP_URL": url, "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator"}
+    env = {"STORAGE_EMULATOR_HOST": url, "TENSORSTORE_GCS_HTTP_URL": url, "GOOGLE_AUTH_TOKEN_FOR_TESTING": "double"}
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:
@@ -59,11 +60,33 @@ def emulator(tmp_path_factory):
         server.wait(timeout=30)
 
 
+def test_the_double_honours_the_preconditions_tensorstore_and_gcsfs_use(gcs):
+    """TensorStore writes an OCDBT manifest only if its generation is the one it read; gcsfs
+    creates a file exclusively with ifGenerationMatch=0. A stand-in that ignored either would let
+    the pipeline test below pass on behaviour a real bucket refuses."""
+    store = ts.KvStore.open({"driver": "gcs", "bucket": "bucket", "path": "preconditions/"}).result()
+    first = store.write("manifest", b"one").result().generation
+    assert store.read("manifest").result().stamp.generation == first, "a read reports the object's generation"
+    second = store.write("manifest", b"two", if_equal=first).result().generation
+    assert second not in (b"", first), "a write whose generation matches succeeds with a new generation"
+    assert store.write("manifest", b"stale", if_equal=first).result().generation == b"", "a stale write is refused"
+    assert store.read("manifest", if_not_equal=second).result().state == "unspecified", "not modified since"
+    assert store.read("manifest").result().value == b"two"
+
+    fs = gcsfs.GCSFileSystem()
+    fs.pipe("bucket/preconditions/once", b"first", mode="create")
+    with pytest.raises(FileExistsError):
+        fs.pipe("bucket/preconditions/once", b"second", mode="create")
+    assert fs.cat("bucket/preconditions/once") == b"first"
+    info = fs.info("bucket/preconditions/once")
+    assert int(info["generation"]) > 0 and info["metageneration"] == "1"
+
+
 def _params(loaded) -> list[np.ndarray]:
     return [np.asarray(x) for x in jax.tree.leaves(nnx.state(loaded.model, nnx.Param))]
 
 
-def test_the_pipeline_runs_with_workdir_and_model_on_gcs(emulator, tmp_path, monkeypatch):
+def test_the_pipeline_runs_with_workdir_and_model_on_gcs(gcs, tmp_path, monkeypatch):
     monkeypatch.setenv("SSD_JAX_CACHE", str(tmp_path / "cache"))
     reference = load_model("tiny-random")
     reference.export_hf(str(tmp_path / "tiny-hf"))
@@ -72,7 +95,7 @@ def test_the_pipeline_runs_with_workdir_and_model_on_gcs(emulator, tmp_path, mon
     for ours, truth in zip(_params(load_model(MODEL)), _params(reference), strict=True):
         np.testing.assert_array_equal(ours, truth)
 
-    env = {**os.environ, **emulator, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
+    env = {**os.environ, **gcs, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
            "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
     command = [sys.executable, str(REPO / "launch" / "ssd.py"), f"--config={REPO / 'configs' / 'tiny.py'}",
                f"--config.workdir={RUN}", f"--config.model={MODEL}", f"--config.prompts.limit={PROMPTS}",
@@ -81,25 +104,8 @@ def test_the_pipeline_runs_with_workdir_and_model_on_gcs(emulator, tmp_path, mon
                "--config.train.async_checkpointing=False",
                "--config.eval.benchmark.limit=2", "--config.eval.temperatures=(1.0,)", "--config.eval.n_samples=1",
                "--config.eval.max_new_tokens=8"]
-    # The emulator ignores GCS's generation preconditions and drops connections under load, so
-    # TensorStore's OCDBT writes (Orbax checkpoints) now and then fail against it ("Malformed
-    # StorageGeneration", broken pipes); a real bucket does not. Such a run is resumed with the same
-    # command, as a user resumes any crashed run: finished stages and checkpoints are kept, and the
-    # outputs below must be whole. A real defect fails every attempt.
-    failures = []
-    for _ in range(3):
-        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
-                              check=False)
-        if done.returncode == 0:
-            break
-        failures.append(done.stderr[-1500:])
-    if done.returncode != 0 and all("Malformed StorageGeneration" in failure for failure in failures):
-        # Once the emulator has answered one OCDBT manifest write wrongly, every resume meets the same
-        # object again: the emulator's defect, not ssd-jax's. Said as such, never passed as a pass.
-        pytest.xfail("gcp-storage-emulator broke Orbax's OCDBT manifest write (Malformed StorageGeneration: "
-                     "it ignores GCS generation preconditions) on every run")
-    assert done.returncode == 0, done.stdout[-3000:] + "\n---\n".join(failures)
-    print(f"runs the emulator broke and the same command resumed: {len(failures)}")
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     run = epath.Path(RUN)
     for stage in ("samples", "train", "eval", "report"):

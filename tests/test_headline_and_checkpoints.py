@@ -4,11 +4,11 @@ problems and scores the other; the base-vs-SSD interval pairs the same problems.
 `eval.checkpoints="all"` every saved checkpoint gets its row and the best one is marked."""
 
 import pytest
+from settings_from_config import eval_settings
 
 from configs import base
 from ssd_jax.checkpoints.orbax import MARKER
 from ssd_jax.errors import ConfigError, InputError
-from ssd_jax.evaluation.evaluator import EvalSettings
 from ssd_jax.evaluation.report import Cell, build_results, compare, format_table, split_halves
 from ssd_jax.stages.evaluate import models_from_config
 
@@ -53,8 +53,8 @@ def test_fixed_reads_the_paper_temperature_on_every_problem():
     summary = compare(results, "base", "ssd")
     assert summary["num_problems"] == 8 and summary["ssd"]["rule"] == "fixed"
     with pytest.raises(ConfigError, match="must be one of config.eval.temperatures"):
-        EvalSettings(temperatures=(0.6, 1.0), headline="fixed", headline_temperature=1.1,
-                     base_headline_temperature=0.6)
+        eval_settings(temperatures=(0.6, 1.0), headline="fixed", headline_temperature=1.1,
+                      base_headline_temperature=0.6)
 
 
 def test_every_checkpoint_gets_a_row_and_the_best_is_marked():

@@ -8,6 +8,7 @@ whole-row logits would quadruple it.
 
 import jax
 
+from configs import base
 from ssd_jax import compiled_fit
 from ssd_jax.models import ModelConfig
 from ssd_jax.parallel import make_mesh
@@ -20,8 +21,9 @@ SMALL = ModelConfig(family="qwen3", vocab_size=4096, hidden_size=64, intermediat
 
 
 def _compiled_bytes(length: int) -> int:
-    config = {"data": {"max_length": length},
-              "train": {"global_batch": 1, "micro_batch": 1, "steps": 10, "warmup_steps": 1, "grad_clip": 1.0}}
+    config = base.get_config()
+    config.data.max_length = length
+    config.train.update(global_batch=1, micro_batch=1, steps=10, warmup_steps=1)
     mesh = make_mesh(1, 1, 1, devices=jax.devices()[:1])
     step, args = compiled_fit.training_target(config, SMALL, mesh)
     memory = step.lower(*args).compile().memory_analysis()

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from array_record.python.array_record_module import ArrayRecordWriter
 from sample_shards import write_code_shards, write_shards
+from settings_from_config import data_settings
 
 from ssd_jax.checkpoints import tiny
 from ssd_jax.data.examples import ExampleTokenizer, fit_length, next_token_example
 from ssd_jax.data.filtering import filter_completions
 from ssd_jax.data.pipeline import (
-    DataSettings,
     NoTrainingDataError,
     prepare_data,
     training_batches,
@@ -106,7 +106,7 @@ def _segments(batches):
 
 
 def test_packed_rows_hold_every_example_once(shards, examples):
-    settings = DataSettings(samples_dir=str(shards), max_length=512, epochs=1, read_threads=2)
+    settings = data_settings(shards, max_length=512, epochs=1, read_threads=2)
     prepared = prepare_data(settings, examples)
     batches = list(training_batches(prepared, settings, examples, seed=3, examples_per_step=6, rows=2))
     assert len(batches) == 4, "six examples per step, packed or not"
@@ -115,7 +115,7 @@ def test_packed_rows_hold_every_example_once(shards, examples):
 
 
 def test_unpacked_rows_reshuffle_each_epoch_and_follow_the_seed(shards, examples):
-    settings = DataSettings(samples_dir=str(shards), max_length=192, pack=False, epochs=2, read_threads=2)
+    settings = data_settings(shards, max_length=192, pack=False, epochs=2, read_threads=2)
     prepared = prepare_data(settings, examples)
 
     def order(seed):
@@ -132,7 +132,7 @@ def test_unpacked_rows_reshuffle_each_epoch_and_follow_the_seed(shards, examples
 
 
 def test_processes_split_the_rows_of_the_same_global_batches(shards, examples):
-    settings = DataSettings(samples_dir=str(shards), max_length=192, pack=False, epochs=1, read_threads=2)
+    settings = data_settings(shards, max_length=192, pack=False, epochs=1, read_threads=2)
     prepared = prepare_data(settings, examples)
 
     def batches(process_index, process_count):
@@ -148,7 +148,7 @@ def test_processes_split_the_rows_of_the_same_global_batches(shards, examples):
 
 
 def test_restored_iterator_state_replays_the_same_batches(shards, examples):
-    settings = DataSettings(samples_dir=str(shards), max_length=128, read_threads=2)
+    settings = data_settings(shards, max_length=128, read_threads=2)
     prepared = prepare_data(settings, examples)
     dataset = training_batches(prepared, settings, examples, seed=5, examples_per_step=4, accumulation=2)
     iterator = iter(dataset)
@@ -170,23 +170,23 @@ def test_overlong_examples_are_counted_when_dropped_or_truncated(shards, example
     lengths = [len(e[0]) + 1 for e in _expected_examples(shards, examples)]
     limit = int(np.median(lengths))
     too_long = sum(n > limit for n in lengths)
-    dropped = prepare_data(DataSettings(samples_dir=str(shards), max_length=limit), examples)
+    dropped = prepare_data(data_settings(shards, max_length=limit), examples)
     assert dropped.counts["dropped_overlong"] == too_long and dropped.counts["examples"] == 24 - too_long
-    truncated = prepare_data(DataSettings(samples_dir=str(shards), max_length=limit, overlong="truncate"), examples)
+    truncated = prepare_data(data_settings(shards, max_length=limit, overlong="truncate"), examples)
     assert truncated.counts["overlong_truncated"] == too_long and truncated.counts["examples"] == 24
     assert truncated.counts["tokens"] == sum(min(n, limit) for n in lengths)
 
 
 def test_missing_empty_and_fully_filtered_data_fail_clearly(tmp_path, examples):
     with pytest.raises(InputError, match="not found"):
-        prepare_data(DataSettings(samples_dir=str(tmp_path / "nowhere")), examples)
+        prepare_data(data_settings(tmp_path / "nowhere"), examples)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(InputError, match="no sample shards"):
-        prepare_data(DataSettings(samples_dir=str(empty)), examples)
+        prepare_data(data_settings(empty), examples)
     ArrayRecordWriter(str(empty / "samples-process00000-00000.arrayrecord"), "group_size:1").close()
     with pytest.raises(NoTrainingDataError, match="hold no records"):
-        prepare_data(DataSettings(samples_dir=str(empty)), examples)
+        prepare_data(data_settings(empty), examples)
     stubs = write_shards(tmp_path / "stubs", ["", "return 1", "pass"])
     with pytest.raises(NoTrainingDataError, match="'dropped_empty': 1, 'dropped_single_line': 2"):
-        prepare_data(DataSettings(samples_dir=str(stubs)), examples)
+        prepare_data(data_settings(stubs), examples)

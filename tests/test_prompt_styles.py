@@ -7,9 +7,10 @@ user turn); `livecodebench` is LiveCodeBench's generic template with its system 
 from pathlib import Path
 
 import pytest
+from settings_from_config import eval_settings
 
 from ssd_jax.errors import ConfigError
-from ssd_jax.evaluation.evaluator import EvalSettings, benchmark_messages
+from ssd_jax.evaluation.evaluator import benchmark_messages
 from ssd_jax.problems.types import BenchmarkProblem, IOTest
 from ssd_jax.text.chat import ChatTemplate
 
@@ -94,11 +95,11 @@ class Solution:
     ("livecodebench", FUNCTIONAL, LCB_FUNCTIONAL),
 ])
 def test_rendered_prompts_equal_the_hand_written_ones(style, problem, expected):
-    settings = EvalSettings(temperatures=(1.0,), prompt_style=style)
+    settings = eval_settings(temperatures=(1.0,), prompt_style=style)
     messages = benchmark_messages(problem, settings.system_message, settings.prompt_style)
     assert TEMPLATE.render(messages, add_generation_prompt=True) == expected
 
 
 def test_an_unknown_prompt_style_is_named():
     with pytest.raises(ConfigError, match="config.eval.prompt_style='lcb'"):
-        EvalSettings(temperatures=(1.0,), prompt_style="lcb")
+        eval_settings(temperatures=(1.0,), prompt_style="lcb")

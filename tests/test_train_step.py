@@ -6,13 +6,13 @@ import numpy as np
 import optax
 import pytest
 from sample_shards import write_code_shards
+from settings_from_config import optimizer_settings
 
 import ssd_jax
 from ssd_jax.data.examples import ExampleTokenizer, next_token_example
 from ssd_jax.data.records import read_records
 from ssd_jax.training import state
 from ssd_jax.training.optimizer import (
-    OptimizerSettings,
     clip_by_global_norm,
     learning_rate_schedule,
     make_optimizer,
@@ -94,7 +94,7 @@ def test_packed_rows_give_the_loss_and_gradients_of_unpacked_rows(tiny):
 
 def test_loss_falls_when_training_on_a_fixed_set(tiny):
     loaded, graphdef, params, examples = tiny
-    settings = OptimizerSettings(steps=12, peak_learning_rate=3e-3, final_learning_rate=3e-4, warmup_steps=2)
+    settings = optimizer_settings(steps=12, peak_learning_rate=3e-3, final_learning_rate=3e-4, warmup_steps=2)
     optimizer = make_optimizer(settings, weight_decay_mask(loaded.model))
 
     @jax.jit
@@ -113,7 +113,7 @@ def test_loss_falls_when_training_on_a_fixed_set(tiny):
 
 
 def test_schedule_warms_up_linearly_then_decays_by_cosine_to_the_final_rate():
-    settings = OptimizerSettings(steps=10, peak_learning_rate=1e-3, final_learning_rate=1e-4, warmup_steps=4)
+    settings = optimizer_settings(steps=10, peak_learning_rate=1e-3, final_learning_rate=1e-4, warmup_steps=4)
     schedule = learning_rate_schedule(settings)
     got = np.array([float(schedule(s)) for s in range(10)])
     cosine = 1e-4 + 0.5 * (1e-3 - 1e-4) * (1 + np.cos(np.pi * np.arange(6) / 5))
@@ -135,8 +135,8 @@ def test_clipping_matches_optax_below_and_above_the_limit(scale):
 def test_adamw_decays_matrices_but_not_norm_scales(tiny):
     mask = weight_decay_mask(tiny[0].model)
     assert mask["embed"] and mask["blocks"]["q_proj"] and not mask["final_norm"] and not mask["blocks"]["attn_norm"]
-    settings = OptimizerSettings(steps=2, peak_learning_rate=0.5, final_learning_rate=0.5, warmup_steps=0,
-                                 weight_decay=0.1)
+    settings = optimizer_settings(steps=2, peak_learning_rate=0.5, final_learning_rate=0.5, warmup_steps=0,
+                                  weight_decay=0.1)
     optimizer = make_optimizer(settings, {"embed": True, "final_norm": False})
     params = {"embed": jnp.full((3, 2), 2.0), "final_norm": jnp.full((3,), 2.0)}
     zeros = jax.tree.map(jnp.zeros_like, params)

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sample_shards import make_record
+from settings_from_config import data_settings
 
 from ssd_jax.checkpoints import tiny
 from ssd_jax.data.examples import ExampleTokenizer
 from ssd_jax.data.filtering import filter_completions
-from ssd_jax.data.pipeline import DataSettings, prepare_data
+from ssd_jax.data.pipeline import prepare_data
 from ssd_jax.data.records import ShardWriter, process_shard_name
 from ssd_jax.text.chat import ChatTemplate
 
@@ -36,7 +37,7 @@ def samples(tmp_path_factory):
 
 def _trained_spans(directory, truncated: str) -> tuple[list[str], dict[str, int]]:
     examples = ExampleTokenizer(tiny.tiny_tokenizer(), QWEN3_THINKING)
-    settings = DataSettings(samples_dir=str(directory), max_length=1024, truncated=truncated)
+    settings = data_settings(directory, max_length=1024, truncated=truncated)
     prepared = prepare_data(settings, examples)
     spans = []
     for index in prepared.indices:

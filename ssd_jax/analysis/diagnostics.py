@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Sequence
 
 import jax
@@ -33,12 +32,12 @@ class LockForkRule:
     dominates; what is left is a distractor tail). Fork: its top-1 probability is < `fork_max_top1`
     AND its truncated entropy at the reference temperature is >= `fork_min_entropy` nats (several
     continuations survive the model's own truncation with real mass; ln 2 = two equally likely).
-    Everything else is neither. Defaults follow the paper's toy model: its lock head puts 0.75 on
-    the correct token, its fork head at most 0.28 on any one."""
+    Everything else is neither. configs/base.py's values follow the paper's toy model: its lock
+    head puts 0.75 on the correct token, its fork head at most 0.28 on any one."""
 
-    lock_min_top1: float = 0.75
-    fork_max_top1: float = 0.5
-    fork_min_entropy: float = math.log(2)
+    lock_min_top1: float
+    fork_max_top1: float
+    fork_min_entropy: float
 
     def classify(self, top1: np.ndarray, truncated_entropy: np.ndarray) -> np.ndarray:
         """0 (neither), 1 (lock) or 2 (fork) per position."""
@@ -49,13 +48,16 @@ class LockForkRule:
 
 @dataclasses.dataclass(frozen=True)
 class AnalysisSettings:
+    """The `config.analysis` fields (documented, with their defaults, in configs/base.py), built
+    by `ssd_jax.analysis.from_config.settings_from_config`; no field has a default here."""
+
     temperatures: tuple[float, ...]
     top_k: int  # the models' truncation (0 = off), as at evaluation
     top_p: float
-    reference_temperature: float = 1.0  # for the truncated entropy of the bins and classes
-    batch_size: int = 4
-    max_rank: int = 256  # surviving-token counts are exact below this many survivors
-    rule: LockForkRule = LockForkRule()
+    reference_temperature: float  # for the truncated entropy of the bins and classes
+    batch_size: int
+    max_rank: int  # surviving-token counts are exact below this many survivors
+    rule: LockForkRule
 
 
 @functools.partial(nnx.jit, static_argnames=("top_k", "top_p", "max_rank"))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import grain
@@ -48,20 +49,34 @@ class NoTrainingDataError(InputError):
 
 @dataclasses.dataclass(frozen=True)
 class DataSettings:
-    """The `config.data` fields the pipeline reads (documented in configs/base.py), and the
-    chat-template keyword arguments the samples were rendered with (`config.prompts`)."""
+    """The `config.data` fields the pipeline reads (documented, with their defaults, in
+    configs/base.py), and the chat-template keyword arguments the samples were rendered with
+    (`config.prompts`). Built by `from_config`; no field has a default of its own."""
 
     samples_dir: str
-    filter: str = "minimal"
-    shortest_percent: float = 10.0
-    max_length: int = 4096
-    overlong: str = "drop"
-    pack: bool = True
-    packed_rows: int = 0
-    truncated: str = "drop"
-    chat_template_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    epochs: int = 0
-    read_threads: int = 4
+    filter: str
+    shortest_percent: float
+    max_length: int
+    overlong: str
+    pack: bool
+    packed_rows: int
+    truncated: str
+    chat_template_kwargs: dict[str, Any]
+    epochs: int
+    read_threads: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], samples_dir: str) -> DataSettings:
+        """`config.data` and `config.prompts.chat_template_kwargs`; the shards are read from
+        `samples_dir` (the caller resolves an empty `data.samples_dir` to its run's samples)."""
+        data, kwargs = config["data"], config["prompts"]["chat_template_kwargs"]
+        return cls(
+            samples_dir=str(samples_dir), filter=str(data["filter"]), shortest_percent=float(data["shortest_percent"]),
+            max_length=int(data["max_length"]), overlong=str(data["overlong"]), pack=bool(data["pack"]),
+            packed_rows=int(data["packed_rows"]), truncated=str(data["truncated"]),
+            chat_template_kwargs=dict(kwargs.to_dict() if hasattr(kwargs, "to_dict") else kwargs),
+            epochs=int(data["epochs"]), read_threads=int(data["read_threads"]),
+        )
 
     def __post_init__(self):
         if self.max_length < 2:

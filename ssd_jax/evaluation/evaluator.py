@@ -313,28 +313,30 @@ class ModelSpec:
 
 @dataclasses.dataclass(frozen=True)
 class EvalSettings:
-    """How to sample and grade; see launch/evaluate.py for the config fields behind these."""
+    """How to sample and grade: the `config.eval` fields (documented, with their defaults, in
+    configs/base.py), built by `ssd_jax.stages.evaluate.settings_from_config`; no config field
+    has a default here."""
 
     temperatures: tuple[float, ...]
-    top_k: int = 20
-    top_p: float = 0.8
-    n_samples: int = 10
-    system_message: str | None = SYSTEM_MESSAGE_GENERIC
-    prompt_style: str = "livecodebench"
-    grader: str = "robust"
-    grading: Limits = Limits()
-    workers: int | None = None
-    allow_unsandboxed: bool = False
-    chunk_size: int = 512
-    rescore: bool = False
-    seed: int = 0
-    progress: bool = True
-    headline: str = "split"
-    headline_temperature: float = 0.0
-    base_headline_temperature: float = 0.0
+    top_k: int
+    top_p: float
+    n_samples: int
+    system_message: str | None
+    prompt_style: str
+    grader: str
+    grading: Limits
+    workers: int | None
+    allow_unsandboxed: bool
+    chunk_size: int
+    rescore: bool
+    seed: int
+    headline: str
+    headline_temperature: float
+    base_headline_temperature: float
     # Settings of the generator that change outputs (max_new_tokens, dtype, max_total_tokens,
     # chat_template_kwargs): part of each model's identity.
-    generation: tuple[tuple[str, object], ...] = ()
+    generation: tuple[tuple[str, object], ...]
+    progress: bool = True  # progress bars while grading (not a config field: off in tests)
 
     def model_id(self, model: ModelSpec) -> str:
         return model.identity(self, dict(self.generation))

@@ -24,6 +24,10 @@ from absl import logging
 
 from ssd_jax.errors import ConfigError
 
+# How long a process that reached a barrier waits for the slowest one (its share of a stage may be
+# larger, its compile slower): the wait is in JAX's coordination service, not a device collective,
+# which on CPU (gloo) gives up after 30 seconds.
+BARRIER_TIMEOUT_S = 24 * 60 * 60
 COORDINATOR_ENV = "JAX_COORDINATOR_ADDRESS"
 NUM_PROCESSES_ENV = "JAX_NUM_PROCESSES"
 PROCESS_ID_ENV = "JAX_PROCESS_ID"
@@ -39,21 +43,20 @@ def _detected_cluster() -> str | None:
     return None
 
 
-def initialize_distributed(settings: Mapping | None = None) -> None:
-    """Calls `jax.distributed.initialize` when this process is one of several; see the module docstring."""
+def initialize_distributed(settings: Mapping) -> None:
+    """Calls `jax.distributed.initialize` when this process is one of several; see the module
+    docstring. `settings` is `config.distributed` (configs/base.py holds its defaults)."""
     if jax.distributed.is_initialized():
         return
-    settings = dict(settings or {})
-    detection = str(settings.get("cluster_detection", "auto"))
+    detection = str(settings["cluster_detection"])
     if detection == "off":
         return
-    coordinator = settings.get("coordinator_address") or os.environ.get(COORDINATOR_ENV)
-    timeout = int(settings.get("initialization_timeout_s", 300))
+    coordinator = settings["coordinator_address"] or os.environ.get(COORDINATOR_ENV)
+    timeout = int(settings["initialization_timeout_s"])
     if coordinator:
-        num_processes = int(settings.get("num_processes") or os.environ.get(NUM_PROCESSES_ENV, 0))
-        process_id = settings.get("process_id", -1)
-        process_id = int(process_id if process_id is not None and int(process_id) >= 0
-                         else os.environ.get(PROCESS_ID_ENV, -1))
+        num_processes = int(settings["num_processes"] or os.environ.get(NUM_PROCESSES_ENV, 0))
+        process_id = int(settings["process_id"])
+        process_id = process_id if process_id >= 0 else int(os.environ.get(PROCESS_ID_ENV, -1))
         if num_processes < 1 or process_id < 0:
             raise ConfigError(
                 f"a coordinator ({coordinator}) is set, so config.distributed.num_processes and process_id (or "
@@ -70,6 +73,14 @@ def initialize_distributed(settings: Mapping | None = None) -> None:
         jax.distributed.initialize(cluster_detection_method=detection, initialization_timeout=timeout)
     logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
                  jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
+def barrier(name: str) -> None:
+    """Waits until every process reaches `name` (a name used once per run; alone, returns at once)."""
+    if jax.process_count() > 1:
+        from jax._src import distributed  # the client that jax.distributed.initialize connected
+
+        distributed.global_state.client.wait_at_barrier(name, timeout_in_ms=BARRIER_TIMEOUT_S * 1000)
 
 
 def use_compilation_cache(directory: str) -> None:

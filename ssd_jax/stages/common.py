@@ -16,9 +16,9 @@ from typing import Any
 import jax
 from absl import logging
 from etils import epath
-from jax.experimental import multihost_utils
 
 from ssd_jax.errors import SettingsChangedError
+from ssd_jax.parallel.distributed import barrier
 from ssd_jax.workdir import Workdir
 
 
@@ -50,12 +50,6 @@ def changed_fields(started: Mapping[str, Any], wanted: Mapping[str, Any]) -> lis
 
     return [f"{name}: {show(started.get(name, missing))} → {show(wanted.get(name, missing))}"
             for name in sorted(set(started) | set(wanted)) if started.get(name, missing) != wanted.get(name, missing)]
-
-
-def barrier(name: str) -> None:
-    """Waits until every process reaches `name` (nothing to wait for alone)."""
-    if jax.process_count() > 1:
-        multihost_utils.sync_global_devices(name)
 
 
 def _has_outputs(directory: epath.Path, settings_file: epath.Path) -> bool:

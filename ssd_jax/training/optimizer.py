@@ -1,6 +1,7 @@
 """The optimizer: AdamW with linear warmup then cosine decay, after global-norm clipping.
 
-Defaults follow the paper's fine-tuning recipe: β1 0.9, β2 0.95, weight decay 0.1, 5e-6 → 1e-6.
+configs/base.py's defaults are the paper's fine-tuning recipe: β1 0.9, β2 0.95, weight decay 0.1,
+5e-6 → 1e-6.
 Weight decay applies to matrices (projections, embeddings), not to norm scales, as HF's
 Trainer does for Llama/Qwen (which have no biases).
 """
@@ -8,6 +9,7 @@ Trainer does for Llama/Qwen (which have no biases).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -18,14 +20,27 @@ from flax import nnx
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerSettings:
+    """The `config.train` fields of the optimizer and its schedule (documented, with the paper's
+    values as defaults, in configs/base.py). Built by `from_config`; no field has a default here."""
+
     steps: int
-    peak_learning_rate: float = 5e-6
-    final_learning_rate: float = 1e-6
-    warmup_steps: int = 250
-    b1: float = 0.9
-    b2: float = 0.95
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0  # Clip the global gradient norm to this (0 = no clipping).
+    peak_learning_rate: float
+    final_learning_rate: float
+    warmup_steps: int
+    b1: float
+    b2: float
+    weight_decay: float
+    grad_clip: float  # Clip the global gradient norm to this (0 = no clipping).
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> OptimizerSettings:
+        train = config["train"]
+        return cls(
+            steps=int(train["steps"]), peak_learning_rate=float(train["peak_learning_rate"]),
+            final_learning_rate=float(train["final_learning_rate"]), warmup_steps=int(train["warmup_steps"]),
+            b1=float(train["b1"]), b2=float(train["b2"]), weight_decay=float(train["weight_decay"]),
+            grad_clip=float(train["grad_clip"]),
+        )
 
     def __post_init__(self):
         if self.steps < 1:

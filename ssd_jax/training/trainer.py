@@ -24,6 +24,7 @@ from ssd_jax.data.examples import ExampleTokenizer
 from ssd_jax.data.pipeline import prepare_data, rows_per_micro_batch, training_batches
 from ssd_jax.errors import ConfigError
 from ssd_jax.parallel import batch_shards, make_mesh
+from ssd_jax.parallel.distributed import barrier
 from ssd_jax.training import state
 from ssd_jax.training.checkpointing import TrainCheckpoints
 from ssd_jax.training.metrics import MetricsLog
@@ -124,7 +125,7 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
     total_steps = settings.optimizer.steps
     log = MetricsLog(paths.metrics, step, total_steps=total_steps, enabled=jax.process_index() == 0,
                      tensorboard_dir=paths.tensorboard)
-    status, saved_step = "finished", step
+    status, saved_step, compiled_step = "finished", step, None
     try:
         with PreemptionWatch() as preemption:
             last_time = time.perf_counter()
@@ -137,7 +138,11 @@ def _run(settings: TrainSettings, loaded: LoadedModel, examples, prepared, check
                 except StopIteration:
                     logger.warning("the data ran out (config.data.epochs) at step %d of %d", step, total_steps)
                     break
-                params, opt_state, metrics = train_step(params, opt_state, state.put_batch(batch, batch_shardings))
+                batch = state.put_batch(batch, batch_shardings)
+                if compiled_step is None:  # every process compiles, then all start the step's collectives together
+                    compiled_step = train_step.lower(params, opt_state, batch).compile()
+                    barrier("ssd_jax train step compiled")
+                params, opt_state, metrics = compiled_step(params, opt_state, batch)
                 values = jax.device_get(metrics)  # waits for the step
                 now = time.perf_counter()
                 metrics = _metrics_line(step + 1, values, float(schedule(step)), now - last_time,
