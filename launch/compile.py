@@ -2,8 +2,9 @@
 
     python launch/compile.py --config=configs/paper/qwen3_4b_instruct.py --topology=v5p:2x2x4
 
-Compiles, for the named topology and without weights, the training step, the sampler's prefill
-and decode (stage 1) and the evaluator's; prints HBM per chip (arguments, outputs, temporaries,
+Compiles, for the named topology and without weights, the training step, the paged sampler's
+prefill chunk and decode step for stage 1 and for the evaluator, each at its section's slots,
+page pool and token budget; prints HBM per chip (arguments, outputs, temporaries,
 total) against the chip's capacity, FLOPs per chip and the step time at the chip's peak. Exits
 non-zero, naming the programs, when one does not fit. Runs on a CPU host with libtpu installed.
 """
@@ -21,9 +22,10 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "the run's config file
 _TOPOLOGY = flags.DEFINE_string("topology", None, "TPU topology, e.g. v5p:2x2x4 (v5p-32) or v5p:2x4x4 (v5p-64)")
 _PROGRAMS = flags.DEFINE_list("programs", [], "compile only these (train_step, sample_prefill, sample_decode, "
                               "eval_prefill, eval_decode); default all")
-_PROMPT = flags.DEFINE_integer("max_prompt_tokens", 4096, "prompt length the sampler programs are compiled for")
-_TOTAL = flags.DEFINE_integer("max_total_tokens", 0, "if set, sample/eval new tokens = this - max_prompt_tokens "
-                              "(a total sequence budget) instead of the config's max_new_tokens")
+_PROMPT = flags.DEFINE_integer("max_prompt_tokens", 4096, "prompt length the sampler programs are compiled for "
+                                "(the prefill chunk's page table; each sample's new tokens fill the rest of its budget)")
+_TOTAL = flags.DEFINE_integer("max_total_tokens", 0, "if set, the prompt + response budget of sampling and evaluation "
+                              "instead of the config's sampling/eval.max_total_tokens")
 flags.mark_flags_as_required(["config", "topology"])
 
 
