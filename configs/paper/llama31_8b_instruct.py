@@ -11,7 +11,7 @@ Evaluation decodes 32 rows of 128k tokens on the training mesh: 34.7 GiB per chi
 The base model is evaluated without top-k, as in the paper.
 """
 
-from configs.paper.common import paper_config
+from configs.paper.common import KV_PAGES_PER_SAMPLE, paper_config
 
 
 def get_config():
@@ -25,6 +25,7 @@ def get_config():
         mesh=dict(data=1, fsdp=16, model=2),
         micro_batch=16,
     )
-    c.sampling.batch_size = 4  # rows per host at 128k tokens each, see above
-    c.sampling.model_parallel = 4  # one host's 4 chips hold one replica
+    c.sampling.model_parallel = 4  # one host's 4 chips hold one replica, see above
+    c.sampling.batch_size = c.eval.batch_size = 16  # slots per host, each with room for a 128K sample
+    c.sampling.kv_cache_pages = 16 * KV_PAGES_PER_SAMPLE  # exactly that room (the evaluator's default pool)
     return c

@@ -6,7 +6,7 @@ are longer, so sampling gets the 32k budget. Its compiled programs are the instr
 (same architecture, mesh and lengths): see that config for the figures.
 """
 
-from configs.paper.common import paper_config
+from configs.paper.common import KV_PAGES_PER_SAMPLE, paper_config
 
 
 def get_config():
@@ -20,6 +20,7 @@ def get_config():
         mesh=dict(data=1, fsdp=16, model=1),
         micro_batch=16,
     )
-    c.sampling.batch_size = 4  # rows per host at 128k tokens each, see above
-    c.sampling.model_parallel = 4  # one host's 4 chips hold one replica
+    c.sampling.model_parallel = 4  # one host's 4 chips hold one replica, see above
+    c.sampling.batch_size = c.eval.batch_size = 16  # slots per host, each with room for a 128K sample
+    c.sampling.kv_cache_pages = 16 * KV_PAGES_PER_SAMPLE  # exactly that room (the evaluator's default pool)
     return c
