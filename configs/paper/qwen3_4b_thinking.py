@@ -1,9 +1,12 @@
 """Qwen3-4B-Thinking-2507: LCB v6 pass@1 54.5 → 57.8 in the paper.
 
 Same slice and layout as the instruct model (TPU v5p-32, FSDP over 16 chips, remat, 16 rows
-per micro-batch × 2, 4 rows per host sampled by a 4-way tensor-parallel replica); thinking traces
-are longer, so sampling gets the 32k budget. Its compiled programs are the instruct model's
-(same architecture, mesh and lengths): see that config for the figures.
+per micro-batch × 2), and the same 128K budget (prompt + response, Table 3's caption) for
+sampling and evaluation: each host's 4 chips hold one tensor-parallel replica with 16 slots and
+room for every slot's 128K sample (16 × 8,193 pages of 16 tokens). Its architecture fields,
+mesh, slots, pool and budgets are the instruct config's, so `launch/compile.py` builds the same
+programs for it; their compiled figures (v5p:2x2x4, GiB per chip of 95) are in that config:
+train_step 39.16, sample/eval prefill 76.15, sample/eval decode 78.11.
 """
 
 from configs.paper.common import KV_PAGES_PER_SAMPLE, paper_config
