@@ -3,10 +3,13 @@
 Same slice and layout as the instruct model (TPU v5p-32, FSDP over 16 chips, remat, 16 rows
 per micro-batch × 2), and the same 128K budget (prompt + response, Table 3's caption) for
 sampling and evaluation: each host's 4 chips hold one tensor-parallel replica with 16 slots and
-room for every slot's 128K sample (16 × 8,193 pages of 16 tokens). Its architecture fields,
-mesh, slots, pool and budgets are the instruct config's, so `launch/compile.py` builds the same
-programs for it; their compiled figures (v5p:2x2x4, GiB per chip of 95) are in that config:
-train_step 39.16, sample/eval prefill 76.15, sample/eval decode 78.11.
+room for every slot's 128K sample (16 × 8,193 pages of 16 tokens, 72.0 GiB per chip).
+
+Compiled for v5p:2x2x4 (`launch/compile.py --config=configs/paper/qwen3_4b_thinking.py
+--topology=v5p:2x2x4`, prompts of 4,096 tokens), GiB per chip of 95, as the instruct model's:
+train_step 39.16 (2.81 arguments, 36.35 temporaries); sample_prefill and eval_prefill 76.15
+(73.88 arguments, of which 72.01 the donated cache, 2.26 temporaries); sample_decode and
+eval_decode 78.11 (4.23 temporaries).
 """
 
 from configs.paper.common import KV_PAGES_PER_SAMPLE, paper_config
