@@ -2,8 +2,9 @@
 
     python launch/compile.py --config=configs/paper/qwen3_4b_instruct.py --topology=v5p:2x2x4
 
-Compiles, for the named topology and without weights, the training step, the sampler's prefill
-and decode (stage 1) and the evaluator's; prints HBM per chip (arguments, outputs, temporaries,
+Compiles, for the named topology and without weights, the training step, the paged sampler's
+prefill chunk and decode step for stage 1 and for the evaluator, each at its section's slots,
+page pool and token budget; prints HBM per chip (arguments, outputs, temporaries,
 total) against the chip's capacity, FLOPs per chip and the step time at the chip's peak. Exits
 non-zero, naming the programs, when one does not fit. Runs on a CPU host with libtpu installed.
 """
@@ -19,11 +20,12 @@ from ssd_jax.logs import quiet_library_logs
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "the run's config file", lock_config=True)
 _TOPOLOGY = flags.DEFINE_string("topology", None, "TPU topology, e.g. v5p:2x2x4 (v5p-32) or v5p:2x4x4 (v5p-64)")
-_PROGRAMS = flags.DEFINE_list("programs", [], "compile only these (train_step, sample_prefill, sample_decode, "
-                              "eval_prefill, eval_decode); default all")
-_PROMPT = flags.DEFINE_integer("max_prompt_tokens", 4096, "prompt length the sampler programs are compiled for")
-_TOTAL = flags.DEFINE_integer("max_total_tokens", 0, "if set, sample/eval new tokens = this - max_prompt_tokens "
-                              "(a total sequence budget) instead of the config's max_new_tokens")
+_PROGRAMS = flags.DEFINE_list("programs", [], "compile only these, in this order (train_step, sample_prefill, "
+                              "sample_decode, eval_prefill, eval_decode); default all")
+_PROMPT = flags.DEFINE_integer("max_prompt_tokens", 4096, "prompt length the sampler programs are compiled for "
+                                "(the prefill chunk's page table; each sample's new tokens fill the rest of its budget)")
+_TOTAL = flags.DEFINE_integer("max_total_tokens", 0, "if set, the prompt + response budget of sampling and evaluation "
+                              "instead of the config's sampling/eval.max_total_tokens")
 flags.mark_flags_as_required(["config", "topology"])
 
 
@@ -39,10 +41,9 @@ def main(argv: list[str]) -> None:
         if unknown:
             raise SsdJaxError(f"--programs: unknown {sorted(unknown)}; choose from {sorted(targets)}")
         fits = []
-        for name, (fn, args) in targets.items():
-            if not _PROGRAMS.value or name in _PROGRAMS.value:
-                fits.append(compiled_fit.compile_and_measure(name, fn, args))
-                print(compiled_fit.format_table(fits[-1:]).splitlines()[2], file=sys.stderr, flush=True)
+        for name in dict.fromkeys(_PROGRAMS.value) or targets:  # in the order asked for, each row as soon as it compiles
+            fits.append(compiled_fit.compile_and_measure(name, *targets[name]))
+            print(compiled_fit.format_table(fits[-1:]).splitlines()[2], file=sys.stderr, flush=True)
     except SsdJaxError as error:
         sys.exit(f"compile: {error}")
     print(f"{_TOPOLOGY.value}: {len(devices)} chips")

@@ -3,8 +3,8 @@ the compiled memory per chip (no accelerator and no weights needed: abstract arr
 
 The programs are the ones a run executes, built by the same code: the training step
 (`training.step.make_train_step` over the config's mesh, micro-batch, row length, remat and
-attention), the sampler's prefill and decode for stage 1 (`sampling.aot`, one host's chips,
-`sampling.batch_size` rows) and for evaluation (the config's mesh, `eval.batch_size` rows).
+attention), the paged sampler's prefill chunk and decode step (`sampling.aot`) for stage 1
+(`sampling.*`) and for evaluation (`eval.*`), each on one host's chips as its stage samples.
 Each compiles with `jit(...).lower(abstract args with NamedShardings).compile()`; its
 `memory_analysis()` gives the bytes per chip, its `cost_analysis()` the FLOPs per chip.
 """
@@ -12,10 +12,12 @@ Each compiles with `jit(...).lower(abstract args with NamedShardings).compile()`
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,6 +30,8 @@ from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.transformer import Transformer
 from ssd_jax.parallel import make_mesh
 from ssd_jax.sampling.aot import sampler_compile_targets
+from ssd_jax.sampling.pages import pages_in_gib
+from ssd_jax.sampling.sampler import Sampler
 from ssd_jax.training import state
 from ssd_jax.training.optimizer import OptimizerSettings, make_optimizer, weight_decay_mask
 from ssd_jax.training.step import make_train_step
@@ -145,8 +149,11 @@ def compile_targets(config: Mapping[str, Any], devices: Sequence, *, max_prompt_
                     max_total_tokens: int | None = None) -> dict[str, tuple[Any, tuple]]:
     """Every program the config runs, by name, as (jitted, abstract args) for `devices`.
 
-    Sampling and evaluation compile for prompts of `max_prompt_tokens` plus the config's
-    `max_new_tokens` (or, with `max_total_tokens`, as many new tokens as fill that budget).
+    Sampling (stage 1) and evaluation both sample on one host's chips (`model_parallel` per
+    replica, the rest split the slots), as their stages do, for prompts of `max_prompt_tokens`
+    and as many new tokens as the section's budget gives them: `max_new_tokens`, capped by
+    prompt + response reaching `max_total_tokens` (the section's, or this argument) or the
+    model's context, as the `Sampler` caps them.
     """
     train = config["train"]
     dtype, param_dtype = str(config["dtype"]), str(config["param_dtype"])
@@ -155,21 +162,35 @@ def compile_targets(config: Mapping[str, Any], devices: Sequence, *, max_prompt_
     mesh = make_mesh(**{axis: int(config["mesh"].get(axis, 1)) for axis in ("data", "fsdp", "expert", "model")},
                      devices=devices)
     targets = {"train_step": training_target(config, model_config, mesh)}
-
-    def new_tokens(section):
-        return max_total_tokens - max_prompt_tokens if max_total_tokens else int(section["max_new_tokens"])
-
     sampling, evaluation = config["sampling"], config["eval"]
-    host = [d for d in devices if d.process_index == devices[0].process_index]  # stage 1 samples per host
-    host_mesh = make_mesh(data=-1, fsdp=1, model=int(sampling.get("model_parallel", 1)), devices=host)
-    for name, section, sampler_mesh, weights in (("sample", sampling, host_mesh, param_dtype),
-                                                  ("eval", evaluation, mesh, dtype)):
+    host = [d for d in devices if d.process_index == devices[0].process_index]  # sampling never spans hosts
+    eval_parallel = int(evaluation.get("model_parallel", 0)) or int(sampling.get("model_parallel", 1))
+    for name, section, model_parallel in (("sample", sampling, int(sampling.get("model_parallel", 1))),
+                                          ("eval", evaluation, eval_parallel)):
+        host_mesh = make_mesh(data=-1, fsdp=1, model=model_parallel, devices=host)
+        context = min(model_config.max_position_embeddings,
+                      max_total_tokens or int(section.get("max_total_tokens", 0)) or sys.maxsize)
+        if max_prompt_tokens >= context:
+            raise ConfigError(f"--max_prompt_tokens={max_prompt_tokens} leaves no room to generate in {name}'s "
+                              f"{context}-token budget")
+        engine = _engine_settings(section)
         programs = sampler_compile_targets(
-            model_config.replace(param_dtype=weights), mesh=sampler_mesh, dtype=dtype,
-            batch_size=int(section["batch_size"]), max_prompt_tokens=max_prompt_tokens,
-            max_new_tokens=new_tokens(section))
+            model_config, mesh=host_mesh, dtype=dtype, batch_size=int(section["batch_size"]),
+            max_prompt_tokens=max_prompt_tokens,
+            max_new_tokens=min(int(section["max_new_tokens"]), context - max_prompt_tokens),
+            page_size=engine["page_size"], prefill_chunk=engine["prefill_chunk"],
+            kv_cache_pages=engine["kv_cache_pages"] or pages_in_gib(
+                model_config.replace(dtype=dtype), model_parallel, engine["page_size"], engine["kv_cache_gb"]))
         targets.update({f"{name}_{program}": target for program, target in programs.items()})
     return targets
+
+
+def _engine_settings(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The paged engine's settings a stage builds its `Sampler` with: the section's fields, and the
+    `Sampler`'s own defaults for those the section does not have (as its stage then passes none)."""
+    defaults = inspect.signature(Sampler).parameters
+    return {name: type(defaults[name].default)(section.get(name, defaults[name].default))
+            for name in ("page_size", "prefill_chunk", "kv_cache_pages", "kv_cache_gb")}
 
 
 def compile_and_measure(program: str, fn: Any, args: tuple) -> ProgramFit:
@@ -213,7 +234,7 @@ def format_table(fits: Sequence[ProgramFit]) -> str:
         gib = lambda b: f"{b / GiB:8.2f}"
         lines.append(f"{f.program:<14} {f.chip.name:>4} {f.chips:>5} {gib(f.argument_bytes)} {gib(f.output_bytes)} "
                      f"{gib(f.temp_bytes)} {gib(f.total_bytes)} {gib(f.chip.hbm_bytes)} {'yes' if f.fits else 'NO':>4} "
-                     f"{f.flops / 1e12:10.1f} {f.seconds_at_peak:9.3f}")
+                     f"{f.flops / 1e12:10.4g} {f.seconds_at_peak:9.3g}")
     lines.append("HBM figures are GiB per chip (outputs aliased to donated arguments counted once; a program the "
                  "TPU compiler refused shows the temporaries it reported and no FLOPs); FLOPs per chip from XLA's cost "
                  "analysis; time at the chip's dense bf16 peak.")

@@ -1,8 +1,9 @@
 """`launch/compile.py` compiles a config's programs for a real TPU topology on this CPU host.
 
 The launcher runs as a subprocess (its real exit status and output): a tiny architecture on a
-v5p:2x2x1 slice (4 chips) fits and prints one row per program; the same config with a row
-length whose dense attention scores cannot fit exits non-zero naming the training step.
+v5p:2x2x1 slice (4 chips) fits and prints one row per program, the paged sampler's cache in its
+arguments as large as the configured page pool; the same config exits non-zero naming the
+program when the training step's dense attention scores, or the sampler's page pool, cannot fit.
 """
 
 import json
@@ -58,17 +59,32 @@ def _compile(config: str, *flags: str) -> subprocess.CompletedProcess:
                           timeout=1800)
 
 
+def _rows(stdout: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split() for line in stdout.splitlines() if len(line.split()) == 11}
+
+
+def _kv_cache_gib(pages: int, page_size: int = 16) -> float:
+    """The paged cache's bytes per chip by hand: every layer's K and V pages, bfloat16."""
+    return TINY.num_layers * (pages + 1) * page_size * 2 * TINY.num_kv_heads * TINY.head_dim * 2 / 2**30
+
+
 def test_small_config_fits_a_small_slice(tmp_path):
-    result = _compile(_config_file(tmp_path))
+    # Stage 1 samples with one replica per chip and a 200,000-page pool per replica (3.05 GiB).
+    # The evaluator's programs are the same sampler's, compiled for its own section: left out to save time.
+    programs = ("train_step", "sample_prefill", "sample_decode")
+    result = _compile(_config_file(tmp_path, **{"sampling.kv_cache_pages": 200_000}), f"--programs={','.join(programs)}")
     print(result.stdout)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "v5p:2x2x1: 4 chips" in result.stdout
-    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if len(line.split()) == 11}
-    for program in ("train_step", "sample_prefill", "sample_decode", "eval_prefill", "eval_decode"):
+    rows = _rows(result.stdout)
+    for program in programs:
         assert program in rows, result.stdout
         assert rows[program][1:3] == ["v5p", "4"]
-        assert rows[program][8] == "yes"
+        assert rows[program][7:9] == ["95.00", "yes"]
+        assert float(rows[program][9]) > 0  # TFLOP per chip
     assert "model FLOPs of train_step" in result.stdout
+    for program in ("sample_prefill", "sample_decode"):  # the cache is an argument (donated, updated in place)
+        assert float(rows[program][3]) == pytest.approx(_kv_cache_gib(200_000), abs=0.02)
 
 
 def test_program_that_does_not_fit_is_named(tmp_path):
@@ -79,3 +95,13 @@ def test_program_that_does_not_fit_is_named(tmp_path):
     print(result.stdout)
     assert result.returncode != 0
     assert "does not fit in HBM: train_step" in result.stderr
+
+
+def test_sampler_pool_that_does_not_fit_is_named(tmp_path):
+    # 7,000,000 pages per replica: a 107 GiB cache per chip, more than a v5p chip's 95 GiB.
+    config = _config_file(tmp_path, **{"sampling.kv_cache_pages": 7_000_000})
+    result = _compile(config, "--programs=sample_decode")
+    print(result.stdout)
+    assert result.returncode != 0
+    assert float(_rows(result.stdout)["sample_decode"][3]) == pytest.approx(_kv_cache_gib(7_000_000), abs=0.02)
+    assert "does not fit in HBM: sample_decode" in result.stderr

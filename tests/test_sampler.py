@@ -227,3 +227,16 @@ def test_a_temperature_grid_shares_batches_and_keys(loaded, sampler):
     assert [c.token_ids for c in together] == [c.token_ids for c in separately]
     with pytest.raises(ValueError, match="repeat a"):
         sampler.generate([*cold, cold[0]], progress=False)
+
+
+def test_the_default_pool_holds_every_slot_at_the_longest_sample_and_no_more(loaded):
+    # Context 64, pages of 8: a sample whose prompt ends mid-page needs 8 pages for its 63
+    # positions plus the prompt's copied-on-write page. The default pool rounds slots × 9 up to
+    # a power of two only while that stays within every slot at the longest sample.
+    short = dataclasses.replace(loaded, config=loaded.config.replace(max_position_embeddings=64))
+    sampler = Sampler(short, max_new_tokens=1000, batch_size=4, seed=3, page_size=8)
+    prompt = "y" * 42
+    assert (len(sampler.prompt_token_ids(prompt)) - 1) % 8
+    completion = sampler.generate([SampleRequest("p", 0, prompt, 0.0, 0, 1.0)], progress=False)[0]
+    assert len(completion.token_ids) + len(sampler.prompt_token_ids(prompt)) <= 64
+    assert sampler.engine.num_pages - 1 == sampler.slots * 9

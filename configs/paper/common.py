@@ -50,6 +50,8 @@ from configs import base
 
 MAX_SEQUENCE_TOKENS = 131_072  # Table 3's caption: 128K tokens, prompt + response.
 TRAINING_ROW_TOKENS = 65_536  # Table 3: sequence length for fine-tuning.
+# 16-token KV pages one 128K sample may hold: its positions', plus its prompt's copied-on-write page.
+KV_PAGES_PER_SAMPLE = MAX_SEQUENCE_TOKENS // 16 + 1
 PAPER_PROBLEMS = 10_167  # rStar-Coder seed problems after de-duplication, one sample each.
 STEPS = {"instruct": 2500, "thinking": 300}
 PASSES_OVER_THE_DATA = {kind: steps * 32 / PAPER_PROBLEMS for kind, steps in STEPS.items()}  # ≈ 7.9 / 0.94

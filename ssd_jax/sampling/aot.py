@@ -2,9 +2,10 @@
 
 `sampler_compile_targets` lets `launch/compile.py` compile the continuous-batching sampler's
 prefill chunk and decode step for a real topology (e.g. a TPU pod slice described on a CPU host)
-and read their memory figures, without weights or devices. The page pool is sized so every slot
-holds a sample of `max_prompt_tokens + max_new_tokens` tokens (the sampler's default budget),
-and the decode step reads page tables as wide as such a sample.
+and read their memory figures, without weights or devices. The page pool is the sampler's: its
+`kv_cache_pages`, or by default room for every slot's sample of `max_prompt_tokens +
+max_new_tokens` tokens; the decode step reads page tables as wide as such a sample, the prefill
+chunk page tables as wide as such a prompt.
 
 Attention is the gather path here: the TPU Pallas kernel looks its block sizes up on a live TPU,
 which an ahead-of-time compile on another host does not have.
@@ -24,17 +25,16 @@ from ssd_jax.parallel import state_shardings
 from ssd_jax.sampling.engine import (
     SlotInputs, cache_replicas, cache_sharding, jitted_programs, replica_sharding,
 )
-from ssd_jax.sampling.pages import prefix_pages
+from ssd_jax.sampling.pages import default_pool_pages, prefix_pages, sample_pages
 from ssd_jax.sampling.sampler import _width
-
-PAGE_SIZE = 16
-PREFILL_CHUNK = 256
 
 
 def sampler_compile_targets(model_config: ModelConfig, *, mesh: jax.sharding.Mesh, dtype: str, batch_size: int,
-                            max_prompt_tokens: int, max_new_tokens: int) -> dict[str, tuple]:
+                            max_prompt_tokens: int, max_new_tokens: int, page_size: int = 16,
+                            prefill_chunk: int = 256, kv_cache_pages: int = 0) -> dict[str, tuple]:
     """{"prefill": (fn, args), "decode": (fn, args)}: `fn.lower(*args).compile()` compiles the
-    sampler's prefill chunk and decode step on `mesh` for `batch_size` slots in `dtype`."""
+    sampler's prefill chunk and decode step on `mesh` for `batch_size` slots in `dtype`, with
+    the `Sampler`'s `page_size`, `prefill_chunk` and `kv_cache_pages` (0: its default pool)."""
     config = model_config.replace(dtype=dtype, param_dtype=dtype)
     replicas = cache_replicas(mesh)
     if batch_size % replicas:
@@ -44,9 +44,10 @@ def sampler_compile_targets(model_config: ModelConfig, *, mesh: jax.sharding.Mes
     shardings = state_shardings(abstract, mesh)
     params = jax.tree.map(lambda var, s: var.replace(jax.ShapeDtypeStruct(var.shape, var.dtype, sharding=s)),
                           abstract, shardings, is_leaf=lambda x: isinstance(x, nnx.Variable))
-    sample_pages = -(-(max_prompt_tokens + max_new_tokens) // PAGE_SIZE)
-    num_pages = slots * sample_pages + 1
-    pages = cache_sharding(config, mesh, num_pages, PAGE_SIZE)
+    total = max_prompt_tokens + max_new_tokens
+    largest = sample_pages(max_prompt_tokens, max_new_tokens, page_size)
+    num_pages = (kv_cache_pages or default_pool_pages(slots, largest, total, page_size)) + 1
+    pages = cache_sharding(config, mesh, num_pages, page_size)
     rows = replica_sharding(mesh)
     leaves, treedef = jax.tree.flatten(shardings)
     decode, prefill, _, _ = jitted_programs(graphdef, treedef, tuple(leaves), rows, pages, config.num_layers,
@@ -55,16 +56,16 @@ def sampler_compile_targets(model_config: ModelConfig, *, mesh: jax.sharding.Mes
     def struct(shape, dtype_, sharding=rows):
         return jax.ShapeDtypeStruct(shape, jnp.dtype(dtype_), sharding=sharding)
 
-    shape = (replicas, num_pages, PAGE_SIZE, 2 * config.num_kv_heads, config.head_dim)
+    shape = (replicas, num_pages, page_size, 2 * config.num_kv_heads, config.head_dim)
     cache = PagedKVCache(tuple(struct(shape, dtype, pages) for _ in range(config.num_layers)))
     slot = (replicas, slots)
     inputs = SlotInputs(struct(slot, jnp.int32), struct(slot, jnp.int32), struct(slot, jnp.float32),
                         struct(slot, jnp.int32), struct(slot, jnp.float32), struct((*slot, 2), jnp.uint32),
                         struct(slot, jnp.int32), struct(slot, jnp.int32), struct(slot, jnp.float32))
     seed = struct((), jnp.uint32, NamedSharding(mesh, PartitionSpec()))
-    decode_args = (params, None, cache, inputs, struct((*slot, _width(sample_pages)), jnp.int32), seed)
-    chunk = min(PREFILL_CHUNK, max_prompt_tokens)
-    prefill_args = (params, None, cache, struct((replicas, chunk), jnp.int32), struct((replicas,), jnp.int32),
+    decode_width = _width(-(-(total - 1) // page_size))  # the last step's kv_len is total - 1
+    decode_args = (params, None, cache, inputs, struct((*slot, decode_width), jnp.int32), seed)
+    prefill_args = (params, None, cache, struct((replicas, prefill_chunk), jnp.int32), struct((replicas,), jnp.int32),
                     struct((replicas,), jnp.int32),
-                    struct((replicas, _width(prefix_pages(max_prompt_tokens, PAGE_SIZE))), jnp.int32))
+                    struct((replicas, _width(prefix_pages(max_prompt_tokens, page_size))), jnp.int32))
     return {"prefill": (prefill, prefill_args), "decode": (decode, decode_args)}

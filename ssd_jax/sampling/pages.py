@@ -11,6 +11,9 @@ runs out of pages mid-sample.
 
 from __future__ import annotations
 
+import numpy as np
+
+from ssd_jax.errors import ConfigError
 from ssd_jax.models.kv_cache import NULL_PAGE
 
 
@@ -27,6 +30,33 @@ def shared_pages(prompt_len: int, page_size: int) -> int:
 def own_pages(prompt_len: int, budget: int, page_size: int) -> int:
     """Pages a sample owns: from the one holding position `prompt_len - 1` to its last position."""
     return -(-(prompt_len + budget - 1) // page_size) - shared_pages(prompt_len, page_size)
+
+
+def sample_pages(prompt_len: int, budget: int, page_size: int) -> int:
+    """All the pages one sample of a fresh prompt needs: its prompt's prefix pages and its own."""
+    return prefix_pages(prompt_len, page_size) + own_pages(prompt_len, budget, page_size)
+
+
+def default_pool_pages(slots: int, largest: int, context: int, page_size: int) -> int:
+    """The pool when none is configured: room for every slot's `largest` sample, rounded up to a
+    power of two (so runs of other lengths reuse its programs), but never more than every slot at
+    the longest sample the `context` admits (the rounding could otherwise double a 128K pool)."""
+    longest = -(-(context - 1) // page_size) + 1  # its positions' pages, plus a copied-on-write one
+    return min(1 << (slots * largest - 1).bit_length(), slots * max(largest, longest))
+
+
+def pages_in_gib(config, model_axis: int, page_size: int, gigabytes: float) -> int:
+    """Usable pages per cache replica that fit in `gigabytes` per device (0 if not given); KV heads
+    split over the `model` axis when they divide evenly (`config`: a `ModelConfig`)."""
+    if not gigabytes:
+        return 0
+    heads_split = model_axis if config.num_kv_heads % model_axis == 0 else 1
+    page_bytes = (config.num_layers * page_size * 2 * config.num_kv_heads * config.head_dim
+                  * np.dtype(config.dtype).itemsize) // heads_split
+    pages = int(gigabytes * 2**30 // page_bytes) - 1
+    if pages < 1:
+        raise ConfigError(f"kv_cache_gb={gigabytes} holds no page of {page_bytes} bytes; raise it")
+    return pages
 
 
 class PageAllocator:

@@ -48,7 +48,9 @@ from ssd_jax.models.kv_cache import NULL_PAGE
 from ssd_jax.sampling.completions import FINISH_EOS, FINISH_LENGTH, FINISH_STOP, Completion, make_completion
 from ssd_jax.sampling.engine import PagedEngine, SlotInputs, cache_replicas, idle_slots
 from ssd_jax.sampling.keys import prompt_id_words
-from ssd_jax.sampling.pages import PageAllocator, own_pages, prefix_pages, shared_pages
+from ssd_jax.sampling.pages import (
+    PageAllocator, default_pool_pages, own_pages, pages_in_gib, prefix_pages, shared_pages,
+)
 
 STOP_WINDOW = 16  # Tokens whose text is searched for a stop string after each step.
 
@@ -186,25 +188,13 @@ class Sampler:
         self.max_new_tokens, self.batch_size, self.seed = max_new_tokens, batch_size, seed
         self.replicas, self.slots = replicas, batch_size // replicas
         self.page_size, self.prefill_chunk = page_size, prefill_chunk
-        self.kv_cache_pages = kv_cache_pages or self._pages_in(kv_cache_gb)
+        self.kv_cache_pages = kv_cache_pages or pages_in_gib(self.model.config, self.mesh.shape["model"], page_size,
+                                                             kv_cache_gb)
         self.stop_strings = tuple(s for s in stop_strings if s)
         self.eos_ids = end_of_sequence_ids(loaded_model)
         self.stop_ids = tuple(int(i) for i in stop_token_ids if int(i) not in self.eos_ids)
         self.engine: PagedEngine | None = None
         self.last_run = RunStats()
-
-    def _pages_in(self, gigabytes: float) -> int:
-        """Usable pages per replica that fit in `gigabytes` per device (0 if not given)."""
-        if not gigabytes:
-            return 0
-        config = self.model.config
-        heads_split = self.mesh.shape["model"] if config.num_kv_heads % self.mesh.shape["model"] == 0 else 1
-        page_bytes = (config.num_layers * self.page_size * 2 * config.num_kv_heads * config.head_dim
-                      * np.dtype(config.dtype).itemsize) // heads_split
-        pages = int(gigabytes * 2**30 // page_bytes) - 1
-        if pages < 1:
-            raise ConfigError(f"kv_cache_gb={gigabytes} holds no page of {page_bytes} bytes; raise it")
-        return pages
 
     def prompt_token_ids(self, prompt_text: str) -> list[int]:
         """The prompt as the model sees it (the rendered template already holds any BOS)."""
@@ -259,7 +249,7 @@ class Sampler:
     def _engine_for(self, samples: Sequence[_Sample]) -> PagedEngine:
         """The engine with this run's page pool (kept while the pool size stays the same)."""
         largest = max(sum(self._needed(s)) for s in samples)
-        pages = self.kv_cache_pages or 1 << (self.slots * largest - 1).bit_length()
+        pages = self.kv_cache_pages or default_pool_pages(self.slots, largest, self.context, self.page_size)
         if not self.kv_cache_pages and self.engine is not None and self.engine.num_pages - 1 >= pages:
             pages = self.engine.num_pages - 1  # a default pool only grows: a smaller run reuses its programs
         for sample in samples:
