@@ -12,7 +12,6 @@ Each compiles with `jit(...).lower(abstract args with NamedShardings).compile()`
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import math
 import os
@@ -31,7 +30,6 @@ from ssd_jax.models.transformer import Transformer
 from ssd_jax.parallel import make_mesh
 from ssd_jax.sampling.aot import sampler_compile_targets
 from ssd_jax.sampling.pages import pages_in_gib
-from ssd_jax.sampling.sampler import Sampler
 from ssd_jax.training import state
 from ssd_jax.training.optimizer import OptimizerSettings, make_optimizer, weight_decay_mask
 from ssd_jax.training.step import make_train_step
@@ -186,11 +184,9 @@ def compile_targets(config: Mapping[str, Any], devices: Sequence, *, max_prompt_
 
 
 def _engine_settings(section: Mapping[str, Any]) -> dict[str, Any]:
-    """The paged engine's settings a stage builds its `Sampler` with: the section's fields, and the
-    `Sampler`'s own defaults for those the section does not have (as its stage then passes none)."""
-    defaults = inspect.signature(Sampler).parameters
-    return {name: type(defaults[name].default)(section.get(name, defaults[name].default))
-            for name in ("page_size", "prefill_chunk", "kv_cache_pages", "kv_cache_gb")}
+    """The paged engine's settings a stage builds its `Sampler` with (`sampling.*` or `eval.*`)."""
+    return {"page_size": int(section["page_size"]), "prefill_chunk": int(section["prefill_chunk"]),
+            "kv_cache_pages": int(section["kv_cache_pages"]), "kv_cache_gb": float(section["kv_cache_gb"])}
 
 
 def compile_and_measure(program: str, fn: Any, args: tuple) -> ProgramFit:

@@ -35,5 +35,5 @@ def get_config():
     )
     c.sampling.model_parallel = 4  # one host's 4 chips hold one replica, see above
     c.sampling.batch_size = c.eval.batch_size = 16  # slots per host, each with room for a 128K sample
-    c.sampling.kv_cache_pages = 16 * KV_PAGES_PER_SAMPLE  # exactly that room (the evaluator's default pool)
+    c.sampling.kv_cache_pages = c.eval.kv_cache_pages = 16 * KV_PAGES_PER_SAMPLE  # exactly that room
     return c
