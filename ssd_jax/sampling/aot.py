@@ -49,7 +49,7 @@ def sampler_compile_targets(model_config: ModelConfig, *, mesh: jax.sharding.Mes
     pages = cache_sharding(config, mesh, num_pages, PAGE_SIZE)
     rows = replica_sharding(mesh)
     leaves, treedef = jax.tree.flatten(shardings)
-    decode, prefill, _, _ = jitted_programs(graphdef, treedef, tuple(leaves), rows, pages, config.num_layers,
+    decode, prefill, _, _ = jitted_programs(graphdef, treedef, tuple(leaves), rows, pages, config,
                                             False, False)
 
     def struct(shape, dtype_, sharding=rows):
