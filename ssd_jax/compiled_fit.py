@@ -3,8 +3,9 @@ the compiled memory per chip (no accelerator and no weights needed: abstract arr
 
 The programs are the ones a run executes, built by the same code: the training step
 (`training.step.make_train_step` over the config's mesh, micro-batch, row length, remat and
-attention), the sampler's prefill and decode for stage 1 (`sampling.aot`, one host's chips,
-`sampling.batch_size` rows) and for evaluation (the config's mesh, `eval.batch_size` rows).
+attention), the sampler's prefill and decode for stage 1 (`sampling.aot`, one host's chips as
+`parallel.sampler_mesh` arranges them, `sampling.batch_size` rows) and for evaluation (the same,
+with the `eval` section's settings), as the stages run them.
 Each compiles with `jit(...).lower(abstract args with NamedShardings).compile()`; its
 `memory_analysis()` gives the bytes per chip, its `cost_analysis()` the FLOPs per chip.
 """
@@ -26,7 +27,7 @@ from flax import nnx
 from ssd_jax.errors import ConfigError
 from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.transformer import Transformer
-from ssd_jax.parallel import make_mesh
+from ssd_jax.parallel import make_mesh, sampler_mesh
 from ssd_jax.sampling.aot import sampler_compile_targets
 from ssd_jax.training import state
 from ssd_jax.training.optimizer import OptimizerSettings, make_optimizer, weight_decay_mask
@@ -161,14 +162,16 @@ def compile_targets(config: Mapping[str, Any], devices: Sequence, *, max_prompt_
         return max_total_tokens - max_prompt_tokens if max_total_tokens else int(section["max_new_tokens"])
 
     sampling, evaluation = config["sampling"], config["eval"]
-    host = [d for d in devices if d.process_index == devices[0].process_index]  # stage 1 samples per host
-    host_mesh = make_mesh(data=-1, fsdp=1, model=int(sampling.get("model_parallel", 1)), devices=host)
-    for name, section, sampler_mesh, weights in (("sample", sampling, host_mesh, param_dtype),
-                                                  ("eval", evaluation, mesh, dtype)):
+    host = [d for d in devices if d.process_index == devices[0].process_index]  # each process samples on its own
+    for name, section in (("sample", sampling), ("eval", evaluation)):
+        parallel = {axis: int(section.get(axis, 0)) or int(sampling.get(axis, 1))  # eval: 0 = sampling's
+                    for axis in ("model_parallel", "expert_parallel")}
         programs = sampler_compile_targets(
-            model_config.replace(param_dtype=weights), mesh=sampler_mesh, dtype=dtype,
-            batch_size=int(section["batch_size"]), max_prompt_tokens=max_prompt_tokens,
-            max_new_tokens=new_tokens(section))
+            model_config, mesh=sampler_mesh(host, section="sampling" if name == "sample" else "eval", **parallel),
+            dtype=dtype, batch_size=int(section["batch_size"]), max_prompt_tokens=max_prompt_tokens,
+            max_new_tokens=new_tokens(section), max_total_tokens=int(section.get("max_total_tokens", 0)) or None,
+            **{field: int(section.get(field, default))  # the evaluator's sampler: its own or the defaults
+               for field, default in (("page_size", 16), ("prefill_chunk", 256), ("kv_cache_pages", 0))})
         targets.update({f"{name}_{program}": target for program, target in programs.items()})
     return targets
 

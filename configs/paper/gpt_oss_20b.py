@@ -24,6 +24,8 @@ def get_config():
         thinking=True,
         sample=(1.2, 0, 1.0),
         eval_ssd=(1.0, 20, 0.95),
+        sample_slots=8,
+        eval_slots=7,
         eval_base=(1.0, 0, 1.0),
     )
     c.prompts.chat_template_kwargs = ConfigDict(REASONING)

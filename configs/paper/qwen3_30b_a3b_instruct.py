@@ -16,5 +16,7 @@ def get_config():
         thinking=False,
         sample=(1.6, 20, 0.8),
         eval_ssd=(0.9, 20, 0.8),
+        sample_slots=4,
+        eval_slots=3,
         eval_base=(0.7, 20, 0.8),
     )

@@ -16,5 +16,7 @@ def get_config():
         thinking=True,
         sample=(1.2, 20, 0.95),
         eval_ssd=(0.7, 20, 0.95),
+        sample_slots=4,
+        eval_slots=3,
         eval_base=(0.6, 20, 0.95),
     )

@@ -2,9 +2,10 @@
 
 `sampler_compile_targets` lets `launch/compile.py` compile the continuous-batching sampler's
 prefill chunk and decode step for a real topology (e.g. a TPU pod slice described on a CPU host)
-and read their memory figures, without weights or devices. The page pool is sized so every slot
-holds a sample of `max_prompt_tokens + max_new_tokens` tokens (the sampler's default budget),
-and the decode step reads page tables as wide as such a sample.
+and read their memory figures, without weights or devices. The page pool is the one the sampler
+allocates: `kv_cache_pages` if given, else its default for every slot holding a sample of
+`max_prompt_tokens` plus its budget (`pages.default_pool_pages`); the decode step reads page
+tables as wide as such a sample, the prefill one chunk of `prefill_chunk` tokens.
 
 Attention is the gather path here: the TPU Pallas kernel looks its block sizes up on a live TPU,
 which an ahead-of-time compile on another host does not have.
@@ -24,29 +25,33 @@ from ssd_jax.parallel import state_shardings
 from ssd_jax.sampling.engine import (
     SlotInputs, cache_replicas, cache_sharding, jitted_programs, replica_sharding,
 )
-from ssd_jax.sampling.pages import prefix_pages
+from ssd_jax.sampling.pages import default_pool_pages, own_pages, prefix_pages
 from ssd_jax.sampling.sampler import _width
 
-PAGE_SIZE = 16
-PREFILL_CHUNK = 256
-
-
 def sampler_compile_targets(model_config: ModelConfig, *, mesh: jax.sharding.Mesh, dtype: str, batch_size: int,
-                            max_prompt_tokens: int, max_new_tokens: int) -> dict[str, tuple]:
+                            max_prompt_tokens: int, max_new_tokens: int, max_total_tokens: int | None = None,
+                            page_size: int = 16, prefill_chunk: int = 256, kv_cache_pages: int = 0) -> dict[str, tuple]:
     """{"prefill": (fn, args), "decode": (fn, args)}: `fn.lower(*args).compile()` compiles the
-    sampler's prefill chunk and decode step on `mesh` for `batch_size` slots in `dtype`."""
+    sampler's prefill chunk and decode step on `mesh` for `batch_size` slots, weights and cache in
+    `dtype`. A sample's budget is the sampler's: `max_new_tokens`, within `max_total_tokens`."""
     config = model_config.replace(dtype=dtype, param_dtype=dtype)
     replicas = cache_replicas(mesh)
     if batch_size % replicas:
-        raise ValueError(f"batch_size {batch_size} must be a multiple of the mesh's data × fsdp size ({replicas})")
+        raise ValueError(f"batch_size {batch_size} must be a multiple of the mesh's data × fsdp × expert size "
+                         f"({replicas})")
     slots = batch_size // replicas
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: Transformer(config, rngs=nnx.Rngs(0))))
     shardings = state_shardings(abstract, mesh)
     params = jax.tree.map(lambda var, s: var.replace(jax.ShapeDtypeStruct(var.shape, var.dtype, sharding=s)),
                           abstract, shardings, is_leaf=lambda x: isinstance(x, nnx.Variable))
-    sample_pages = -(-(max_prompt_tokens + max_new_tokens) // PAGE_SIZE)
-    num_pages = slots * sample_pages + 1
-    pages = cache_sharding(config, mesh, num_pages, PAGE_SIZE)
+    context = min(config.max_position_embeddings, max_total_tokens or config.max_position_embeddings)
+    budget = min(max_new_tokens, context - max_prompt_tokens)
+    sample_pages = (prefix_pages(max_prompt_tokens, page_size)
+                    + own_pages(max_prompt_tokens, budget, page_size))
+    num_pages = (kv_cache_pages or default_pool_pages(slots, sample_pages)) + 1  # and the null page
+    if num_pages - 1 < sample_pages:
+        raise ValueError(f"kv_cache_pages={kv_cache_pages} holds no sample of {sample_pages} pages")
+    pages = cache_sharding(config, mesh, num_pages, page_size)
     rows = replica_sharding(mesh)
     leaves, treedef = jax.tree.flatten(shardings)
     decode, prefill, _, _ = jitted_programs(graphdef, treedef, tuple(leaves), rows, pages, config,
@@ -55,7 +60,7 @@ def sampler_compile_targets(model_config: ModelConfig, *, mesh: jax.sharding.Mes
     def struct(shape, dtype_, sharding=rows):
         return jax.ShapeDtypeStruct(shape, jnp.dtype(dtype_), sharding=sharding)
 
-    shape = (replicas, num_pages, PAGE_SIZE, 2 * config.num_kv_heads, config.head_dim)
+    shape = (replicas, num_pages, page_size, 2 * config.num_kv_heads, config.head_dim)
     cache = PagedKVCache(tuple(struct(shape, dtype, pages) for _ in range(config.num_layers)))
     slot = (replicas, slots)
     inputs = SlotInputs(struct(slot, jnp.int32), struct(slot, jnp.int32), struct(slot, jnp.float32),
@@ -63,8 +68,8 @@ def sampler_compile_targets(model_config: ModelConfig, *, mesh: jax.sharding.Mes
                         struct(slot, jnp.int32), struct(slot, jnp.int32), struct(slot, jnp.float32))
     seed = struct((), jnp.uint32, NamedSharding(mesh, PartitionSpec()))
     decode_args = (params, None, cache, inputs, struct((*slot, _width(sample_pages)), jnp.int32), seed)
-    chunk = min(PREFILL_CHUNK, max_prompt_tokens)
+    chunk = min(prefill_chunk, max_prompt_tokens)
     prefill_args = (params, None, cache, struct((replicas, chunk), jnp.int32), struct((replicas,), jnp.int32),
                     struct((replicas,), jnp.int32),
-                    struct((replicas, _width(prefix_pages(max_prompt_tokens, PAGE_SIZE))), jnp.int32))
+                    struct((replicas, _width(prefix_pages(max_prompt_tokens, page_size))), jnp.int32))
     return {"prefill": (prefill, prefill_args), "decode": (decode, decode_args)}

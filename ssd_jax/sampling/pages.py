@@ -29,6 +29,12 @@ def own_pages(prompt_len: int, budget: int, page_size: int) -> int:
     return -(-(prompt_len + budget - 1) // page_size) - shared_pages(prompt_len, page_size)
 
 
+def default_pool_pages(slots: int, largest_sample_pages: int) -> int:
+    """The sampler's page pool per cache replica when none is configured: room for every slot's
+    largest sample, rounded up to a power of two (so runs of similar size share compiled programs)."""
+    return 1 << (slots * largest_sample_pages - 1).bit_length()
+
+
 class PageAllocator:
     """Pages `1 .. num_pages - 1` of one cache (page `NULL_PAGE` is never handed out).
 

@@ -48,7 +48,7 @@ from ssd_jax.models.kv_cache import NULL_PAGE
 from ssd_jax.sampling.completions import FINISH_EOS, FINISH_LENGTH, FINISH_STOP, Completion, make_completion
 from ssd_jax.sampling.engine import PagedEngine, SlotInputs, cache_replicas, idle_slots
 from ssd_jax.sampling.keys import prompt_id_words
-from ssd_jax.sampling.pages import PageAllocator, own_pages, prefix_pages, shared_pages
+from ssd_jax.sampling.pages import PageAllocator, default_pool_pages, own_pages, prefix_pages, shared_pages
 
 STOP_WINDOW = 16  # Tokens whose text is searched for a stop string after each step.
 
@@ -259,7 +259,7 @@ class Sampler:
     def _engine_for(self, samples: Sequence[_Sample]) -> PagedEngine:
         """The engine with this run's page pool (kept while the pool size stays the same)."""
         largest = max(sum(self._needed(s)) for s in samples)
-        pages = self.kv_cache_pages or 1 << (self.slots * largest - 1).bit_length()
+        pages = self.kv_cache_pages or default_pool_pages(self.slots, largest)
         if not self.kv_cache_pages and self.engine is not None and self.engine.num_pages - 1 >= pages:
             pages = self.engine.num_pages - 1  # a default pool only grows: a smaller run reuses its programs
         for sample in samples:

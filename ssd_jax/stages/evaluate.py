@@ -12,7 +12,7 @@ response, 0 = the model's context), `batch_size`, `prompt_style` (livecodebench 
 `chat_template_kwargs`, `grader` (robust | livecodebench: how stdin programs run, inside the
 sandbox either way), `checkpoints` (final | all: also `ssd@<step>` for every checkpoint model
 `train.checkpoint_models` exported), `headline` (split | fixed) with `headline_temperature` and
-`base_headline_temperature`, `workers`, `allow_unsandboxed`, `model_parallel` (0 = sampling's),
+`base_headline_temperature`, `workers`, `allow_unsandboxed`, `model_parallel` and `expert_parallel` (0 = sampling's),
 `grading.*`, `rescore` and `chunk_size`. Prompt style, system message, token budgets and
 chat-template arguments are part of each model's identity (the key its samples are stored
 under); verdicts record their grader, and a store graded by another one is refused.
@@ -61,7 +61,7 @@ from ssd_jax.workdir import Workdir
 NAME = "evaluate"
 CHECKPOINT_CHOICES = ("final", "all")
 FINGERPRINT = ("model", "seed", "dtype", "eval")
-EXECUTION_ONLY = ("eval.batch_size", "eval.workers", "eval.model_parallel", "eval.chunk_size", "eval.rescore")
+EXECUTION_ONLY = ("eval.batch_size", "eval.workers", "eval.model_parallel", "eval.expert_parallel", "eval.chunk_size", "eval.rescore")
 # config.eval.grading's names of the Limits fields whose meaning grading narrows (the rest are the same).
 _GRADING_NAMES = {"per_test_timeout_s": "timeout_s", "per_sample_timeout_s": "sample_timeout_s"}
 _LCB_FILTERS = ("release_version", "window", "start_date", "end_date", "difficulties", "platforms")
@@ -193,10 +193,11 @@ def run(config: Mapping, generate_fn: GenerateFn | None = None) -> dict[str, Any
     isolation = resolve_isolation(settings.allow_unsandboxed)  # fail before generating, not after
     if generate_fn is None:
         model_parallel = int(section["model_parallel"]) or int(config["sampling"]["model_parallel"])
+        expert_parallel = int(section["expert_parallel"]) or int(config["sampling"]["expert_parallel"])
         generate_fn = sampler_generate_fn(
             max_new_tokens=int(section["max_new_tokens"]), batch_size=int(section["batch_size"]),
             seed=settings.seed, dtype=str(config["dtype"]),
-            mesh=process_local_mesh(model_parallel, "eval.model_parallel"),
+            mesh=process_local_mesh(model_parallel, expert_parallel, "eval"),
             max_total_tokens=int(section["max_total_tokens"]) or None, chat_template_kwargs=_template_kwargs(config))
     share = problems[jax.process_index()::jax.process_count()]
     evaluate_share(workdir.eval_share(jax.process_index()), models, share, settings, generate_fn, isolation)
