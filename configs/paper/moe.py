@@ -14,6 +14,10 @@ Routing is dropless: no token is ever dropped for lack of expert capacity. Stage
 holds exactly `slots` full-length samples per chip (`kv_cache_pages`); the evaluator's is the
 sampler's default pool (every slot's longest sample, rounded up to a power of two), so its slot
 count is one whose pool rounds up the least.
+
+Without the expert split, Qwen3-30B-A3B's sample prefill on a host did not fit: 332 GiB per chip
+(weights 57 GiB replicated on every chip, 8 slots' cache 99 GiB, and 176 GiB of temporaries; a 4-layer compile's buffer assignment shows them
+to be mostly the expert weights, copied once per cache replica by the grouped matmul's replica loop).
 """
 
 from configs.paper.common import MAX_SEQUENCE_TOKENS, paper_config
