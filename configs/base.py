@@ -68,6 +68,7 @@ def get_config() -> ConfigDict:
     # Each process samples on its own devices: `model_parallel` per model replica (tensor parallel), the rest
     # of its devices split the batch. Independent of `mesh` above, which is the training mesh.
     c.sampling.model_parallel = 1
+    c.sampling.expert_parallel = 1  # Devices splitting a mixture-of-experts model's experts (each keeps its own cache replica).
 
     # Turning samples into training rows (stage 2 input pipeline).
     c.data = ConfigDict()
@@ -132,6 +133,7 @@ def get_config() -> ConfigDict:
     c.eval.kv_cache_pages = 0  # KV pages per cache replica; 0 = kv_cache_gb, or enough for every slot's longest sample.
     c.eval.kv_cache_gb = 0.0  # KV cache per device in GiB, when kv_cache_pages is 0 (0 = see kv_cache_pages).
     c.eval.prefill_chunk = 256  # Prompt tokens prefilled per chunk between decode steps.
+    c.eval.expert_parallel = 0  # Devices splitting the experts when sampling for evaluation (0 = sampling.expert_parallel).
     c.eval.chunk_size = 512  # Requests per generation call (samples are saved after each).
     c.eval.rescore = False  # Re-grade the saved samples (e.g. after changing grading limits) without generating.
     c.eval.system_message = None  # None = LiveCodeBench's; "" = none (prompt_style=livecodebench only).

@@ -215,6 +215,7 @@ def _check_sampling(sampling: Mapping[str, Any]) -> None:
             "must be 0 (the model's context) or an integer >= 2 (prompt + response tokens)")
     _at_least("sampling.batch_size", sampling["batch_size"], 1)
     _at_least("sampling.model_parallel", sampling["model_parallel"], 1)
+    _at_least("sampling.expert_parallel", sampling["expert_parallel"], 1)
     _check_paged_cache("sampling", sampling)
     stops = sampling["stop_strings"]
     if not isinstance(stops, (tuple, list)) or not all(isinstance(s, str) and s for s in stops):
@@ -312,6 +313,7 @@ def _check_eval(config: Mapping[str, Any], *, trained: bool) -> None:
         raise _fail("eval.adaptive", adaptive, "must be a tuple of adaptive-temperature strengths > 0 (() = none)")
     _at_least("eval.batch_size", section["batch_size"], 1)
     _at_least("eval.model_parallel", section["model_parallel"], 0)
+    _at_least("eval.expert_parallel", section["expert_parallel"], 0)
     _at_least("eval.chunk_size", section["chunk_size"], 1)
     _check_paged_cache("eval", section)
     _flag("eval.rescore", section["rescore"])

@@ -4,7 +4,8 @@ the compiled memory per chip (no accelerator and no weights needed: abstract arr
 The programs are the ones a run executes, built by the same code: the training step
 (`training.step.make_train_step` over the config's mesh, micro-batch, row length, remat and
 attention), the paged sampler's prefill chunk and decode step (`sampling.aot`) for stage 1
-(`sampling.*`) and for evaluation (`eval.*`), each on one host's chips as its stage samples.
+(`sampling.*`) and for evaluation (`eval.*`), each on one host's chips as `parallel.sampler_mesh`
+arranges them for its stage, with the section's slots, page pool, prefill chunk and budget.
 Each compiles with `jit(...).lower(abstract args with NamedShardings).compile()`; its
 `memory_analysis()` gives the bytes per chip, its `cost_analysis()` the FLOPs per chip.
 """
@@ -27,7 +28,7 @@ from flax import nnx
 from ssd_jax.errors import ConfigError
 from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.transformer import Transformer
-from ssd_jax.parallel import make_mesh
+from ssd_jax.parallel import make_mesh, sampler_mesh
 from ssd_jax.sampling.aot import sampler_compile_targets
 from ssd_jax.sampling.pages import pages_in_gib
 from ssd_jax.training import state
@@ -116,7 +117,7 @@ def training_target(config: Mapping[str, Any], model_config: ModelConfig, mesh) 
     """The jitted training step and its abstract (params, optimizer state, batch)."""
     train, length = config["train"], int(config["data"]["max_length"])
     global_batch = int(train["global_batch"])
-    micro_batch = int(train.get("micro_batch", 0)) or global_batch
+    micro_batch = int(train["micro_batch"]) or global_batch
     model = nnx.eval_shape(lambda: Transformer(model_config, rngs=nnx.Rngs(0)))
     graphdef, params = state.split_params(model)
     optimizer = make_optimizer(OptimizerSettings.from_config(config), weight_decay_mask(model))
@@ -156,29 +157,29 @@ def compile_targets(config: Mapping[str, Any], devices: Sequence, *, max_prompt_
     train = config["train"]
     dtype, param_dtype = str(config["dtype"]), str(config["param_dtype"])
     model_config = architecture(str(config["model"]), dtype=dtype, param_dtype=param_dtype,
-                                remat=train.get("remat", False), attention=str(train.get("attention", "auto")))
-    mesh = make_mesh(**{axis: int(config["mesh"].get(axis, 1)) for axis in ("data", "fsdp", "expert", "model")},
+                                remat=str(train["remat"]), attention=str(train["attention"]))
+    mesh = make_mesh(**{axis: int(config["mesh"][axis]) for axis in ("data", "fsdp", "expert", "model")},
                      devices=devices)
     targets = {"train_step": training_target(config, model_config, mesh)}
     sampling, evaluation = config["sampling"], config["eval"]
     host = [d for d in devices if d.process_index == devices[0].process_index]  # sampling never spans hosts
-    eval_parallel = int(evaluation.get("model_parallel", 0)) or int(sampling.get("model_parallel", 1))
-    for name, section, model_parallel in (("sample", sampling, int(sampling.get("model_parallel", 1))),
-                                          ("eval", evaluation, eval_parallel)):
-        host_mesh = make_mesh(data=-1, fsdp=1, model=model_parallel, devices=host)
+    for name, section in (("sample", sampling), ("eval", evaluation)):
+        parallel = {axis: int(section[axis]) or int(sampling[axis])  # eval: 0 = sampling's
+                    for axis in ("model_parallel", "expert_parallel")}
         context = min(model_config.max_position_embeddings,
-                      max_total_tokens or int(section.get("max_total_tokens", 0)) or sys.maxsize)
+                      max_total_tokens or int(section["max_total_tokens"]) or sys.maxsize)
         if max_prompt_tokens >= context:
             raise ConfigError(f"--max_prompt_tokens={max_prompt_tokens} leaves no room to generate in {name}'s "
                               f"{context}-token budget")
         engine = _engine_settings(section)
         programs = sampler_compile_targets(
-            model_config, mesh=host_mesh, dtype=dtype, batch_size=int(section["batch_size"]),
-            max_prompt_tokens=max_prompt_tokens,
+            model_config, mesh=sampler_mesh(host, section="sampling" if name == "sample" else "eval", **parallel),
+            dtype=dtype, batch_size=int(section["batch_size"]), max_prompt_tokens=max_prompt_tokens,
             max_new_tokens=min(int(section["max_new_tokens"]), context - max_prompt_tokens),
             page_size=engine["page_size"], prefill_chunk=engine["prefill_chunk"],
             kv_cache_pages=engine["kv_cache_pages"] or pages_in_gib(
-                model_config.replace(dtype=dtype), model_parallel, engine["page_size"], engine["kv_cache_gb"]))
+                model_config.replace(dtype=dtype), parallel["model_parallel"], engine["page_size"],
+                engine["kv_cache_gb"]))
         targets.update({f"{name}_{program}": target for program, target in programs.items()})
     return targets
 

@@ -34,6 +34,10 @@ MOE_VARIANTS = {
     "qwen3_moe_norm_topk": lambda: transformers.Qwen3MoeForCausalLM(
         transformers.Qwen3MoeConfig(**TINY_MOE, norm_topk_prob=True, tie_word_embeddings=True)
     ),
+    # Dense and sparse blocks mixed: layers 0 and 2 dense (`mlp_only_layers`), 1 and 3 experts.
+    "qwen3_moe_mixed": lambda: transformers.Qwen3MoeForCausalLM(
+        transformers.Qwen3MoeConfig(**{**TINY_MOE, "num_hidden_layers": 4}, mlp_only_layers=[0, 2])
+    ),
 }
 
 TINY_GPT_OSS = dict(TINY, intermediate_size=32, head_dim=16, num_local_experts=8, num_experts_per_tok=2,

@@ -38,3 +38,26 @@ def test_grouped_experts_equal_dense_experts(first_expert, held):
     np.testing.assert_allclose(out, want, atol=1e-4, rtol=1e-5)
     for got, expected in zip(grads, want_grads):
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_grouped_experts_over_cache_replicas_equal_dense_experts():
+    """The sampler's vmap over cache replicas (`under_replica_vmap`): each replica's tokens go
+    through the experts one replica after another, the weights shared, not copied per replica."""
+    from ssd_jax.models.moe import under_replica_vmap
+
+    keys = jax.random.split(jax.random.key(1), 5)
+    replicas, tokens, embed, width, num_experts, top_k = 3, 7, 16, 8, 4, 2
+    x = jax.random.normal(keys[0], (replicas, tokens, embed))
+    experts = jax.random.randint(keys[1], (replicas, tokens, top_k), 0, num_experts, jnp.int32)
+    weights = jax.nn.softmax(jax.random.normal(keys[2], (replicas, tokens, top_k)), axis=-1)
+    gate, up = (jax.random.normal(k, (num_experts, embed, width)) for k in keys[3:5])
+    down = jnp.swapaxes(gate, 1, 2)
+
+    def over_replicas(fn):
+        return jax.vmap(lambda x, e, w: fn(x, e, w, gate, up, down))(x, experts, weights)
+
+    with under_replica_vmap():
+        got = jax.jit(lambda: over_replicas(grouped_experts))()
+        jaxpr = str(jax.make_jaxpr(lambda: over_replicas(grouped_experts))())
+    np.testing.assert_allclose(got, over_replicas(dense_experts), atol=1e-4, rtol=1e-5)
+    assert f"[{replicas},{num_experts},{embed},{width}]" not in jaxpr.replace(" ", ""), "weights copied per replica"

@@ -106,6 +106,30 @@ def test_training_step_matches_single_device(axes, tiny, single):
     assert shardings["blocks"]["expert_down"].spec[1] == "expert"
 
 
+def test_dense_and_sparse_layers_on_an_expert_mesh_match_one_device(tmp_path):
+    """Dense blocks among sparse ones (`mlp_only_layers`): logits and one training step on
+    data 2 × expert 2 × model 2 equal one device's (and the logits transformers')."""
+    directory = str(tmp_path)
+    reference = save_tiny("qwen3_moe_mixed", directory)
+    mesh = make_mesh(**MESHES["data2_expert2_model2"])
+    model = _load(directory, mesh)
+    assert model.blocks.expert_gate[...].shape[0] == 2 and model.blocks.gate_proj[...].shape[0] == 2
+    tokens = np.random.RandomState(0).randint(0, 160, (ROWS, 12)).astype(np.int32)
+    ours = _logits(model, mesh, tokens)
+    print(f"mixed layers: largest logit difference to transformers {np.abs(ours - hf_logits(reference, tokens)).max():.2e}")
+    np.testing.assert_allclose(ours, _logits(_load(directory, single_device_mesh()), single_device_mesh(), tokens),
+                               atol=2e-5, rtol=0)
+    np.testing.assert_allclose(ours, hf_logits(reference, tokens), atol=1e-4, rtol=0)
+    metrics, updates, _ = _one_step(directory, mesh)
+    want_metrics, want_updates, _ = _one_step(directory, single_device_mesh())
+    for name in ("loss", "router_aux_loss", "grad_norm"):
+        np.testing.assert_allclose(metrics[name], want_metrics[name], rtol=2e-5, err_msg=name)
+    flat_want = dict(jax.tree_util.tree_leaves_with_path(want_updates))
+    for path, update in jax.tree_util.tree_leaves_with_path(updates):
+        want = flat_want[path]
+        np.testing.assert_allclose(update, want, rtol=1e-3, atol=1e-4 * np.abs(want).max(), err_msg=str(path))
+
+
 def test_sampler_on_a_data_expert_mesh_draws_the_single_device_tokens():
     """A gpt-oss-style model (sinks, a 6-token window shorter than the prompts, experts) in the
     real sampler: greedy and sampled rows on data 2 × expert 4 equal one device's."""

@@ -137,15 +137,24 @@ def test_export_round_trip(tiny, tmp_path):
     np.testing.assert_allclose(hf_logits(reloaded, tokens), hf_logits(reference, tokens), atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"mlp_only_layers": [1]}, "mlp_only_layers"),
-    ({"decoder_sparse_step": 2}, "decoder_sparse_step"),
-    ({"num_experts": 0}, "num_experts"),
-])
-def test_unsupported_moe_configs_are_refused(change, field):
+@pytest.mark.parametrize("layers, step, mlp_only", [(4, 1, [0, 2]), (6, 2, []), (6, 3, [5]), (5, 2, [1, 4])])
+def test_dense_layers_are_the_ones_transformers_makes_dense(layers, step, mlp_only):
+    hf = transformers.Qwen3MoeConfig(num_hidden_layers=layers, decoder_sparse_step=step, mlp_only_layers=mlp_only,
+                                     hidden_size=16, intermediate_size=8, moe_intermediate_size=4, num_experts=4, num_experts_per_tok=2,
+                                     num_attention_heads=2, num_key_value_heads=1, vocab_size=8)
+    reference = transformers.Qwen3MoeModel(hf)
+    dense = tuple(i for i, layer in enumerate(reference.layers)
+                  if isinstance(layer.mlp, transformers.models.qwen3_moe.modeling_qwen3_moe.Qwen3MoeMLP))
+    assert 0 < len(dense) < layers
+    config = ModelConfig.from_hf(hf.to_dict())
+    assert config.dense_layers == dense
+    assert ModelConfig.from_hf(config.to_hf()).dense_layers == dense  # what export writes reads back the same
+
+
+def test_moe_config_without_experts_is_refused():
     config = transformers.Qwen3MoeConfig(num_hidden_layers=2).to_dict()
-    config.update(change)
-    with pytest.raises(UnsupportedModelError, match=field):
+    config["num_experts"] = 0
+    with pytest.raises(UnsupportedModelError, match="num_experts"):
         ModelConfig.from_hf(config)
 
 

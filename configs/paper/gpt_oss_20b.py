@@ -6,6 +6,12 @@ learned attention sinks; its MXFP4 expert weights are dequantised on import (exa
 `configs/paper/moe.py` (fsdp 16 × expert 2; one 65k-token row per chip). Compiled for
 v5p:2x4x4 (`launch/compile.py --programs=train_step`, blockwise attention with sinks and
 windows): the training step needs 63.30 GiB per chip of 95 (arguments 8.33, temporaries 54.97).
+Sampling and evaluation run on each host's 4 chips, the experts split 4 ways, bf16 weights
+(11.4 GiB per chip) and 128K-token samples (`launch/compile.py --max_total_tokens=131072`,
+4,096-token prompts): stage 1 decodes 6 rows per chip (24 per host) from a pool of 6 full
+samples (36.1 GiB), prefill 64.05 and decode 76.45 GiB per chip (8 rows compiled to 94.27: too
+close to the 95); evaluation decodes 7 rows per chip (28 per host; the default pool rounds up to
+48.1 GiB), prefill 79.03 and decode 92.45 GiB per chip.
 """
 
 from ml_collections import ConfigDict
@@ -24,6 +30,8 @@ def get_config():
         thinking=True,
         sample=(1.2, 0, 1.0),
         eval_ssd=(1.0, 20, 0.95),
+        sample_slots=6,
+        eval_slots=7,
         eval_base=(1.0, 0, 1.0),
     )
     c.prompts.chat_template_kwargs = ConfigDict(REASONING)

@@ -4,6 +4,13 @@
 mixture-of-experts mesh of `configs/paper/moe.py` (fsdp 16 × expert 2; one 65k-token row per chip).
 Compiled for v5p:2x4x4 (`launch/compile.py --programs=train_step`): the training step needs
 79.63 GiB per chip of 95 (arguments 11.20, temporaries 68.43), 674 TFLOP per chip per step.
+Sampling and evaluation run on each host's 4 chips, the experts split 4 ways, bf16 weights
+(15.8 GiB per chip) and 128K-token samples (`launch/compile.py --max_total_tokens=131072`,
+4,096-token prompts): stage 1 decodes 4 rows per chip (16 per host) from a pool of 4 full
+samples (48.0 GiB), prefill 69.87 and decode 74.38 GiB per chip; evaluation decodes 3 rows per
+chip (12 per host; the default pool rounds up to the same 48.0 GiB), prefill 69.86 and decode
+73.45 GiB per chip. The architecture and every sampler setting are the instruct model's, and so
+are these figures (compiled for `qwen3_30b_a3b_instruct`).
 """
 
 from configs.paper.moe import moe_paper_config
@@ -16,5 +23,7 @@ def get_config():
         thinking=True,
         sample=(1.2, 20, 0.95),
         eval_ssd=(0.7, 20, 0.95),
+        sample_slots=4,
+        eval_slots=3,
         eval_base=(0.6, 20, 0.95),
     )

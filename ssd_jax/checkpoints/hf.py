@@ -15,7 +15,7 @@ from ssd_jax.checkpoints.hf_layout import TOP_TENSORS, block_tensors, interleave
 from ssd_jax.checkpoints.mxfp4 import dequantizing
 from ssd_jax.checkpoints.tensor_source import TensorSource
 from ssd_jax.models.config import ModelConfig
-from ssd_jax.models.transformer import Transformer
+from ssd_jax.models.transformer import Transformer, param_layers
 from ssd_jax.parallel import HostShards, single_device_mesh
 from ssd_jax.parallel.placement import state_shardings
 from ssd_jax.parallel.rules import DEFAULT_RULES, Rules
@@ -46,8 +46,8 @@ def model_from_tensors(
         stacked = path[0] == "blocks"
         mapping = (block_tensors(config) if stacked else TOP_TENSORS)[name]
         shards = HostShards(var.get_value().shape, dtype, sharding)
-        for index in _tensor_indices(config, stacked, mapping.per_expert):
-            hf_name = mapping.hf_name.format(i=index[0] if index else None, e=index[-1] if index else None)
+        for index, layer in _tensor_indices(config, name if stacked else None, mapping.per_expert):
+            hf_name = mapping.hf_name.format(i=layer, e=index[-1] if index else None)
             if hf_name not in available:
                 raise KeyError(f"the checkpoint has no tensor {hf_name!r}, which a {config.family} model needs")
             value = mapping.to_ours(source.get(hf_name), config)
@@ -76,8 +76,8 @@ def hf_tensors(model: Transformer) -> dict[str, np.ndarray]:
         value = np.asarray(jax.experimental.multihost_utils.process_allgather(var[...], tiled=True))
         if path[0] == "blocks":
             mapping = block_tensors(config)[path[-1]]
-            for index in _tensor_indices(config, True, mapping.per_expert):
-                name = mapping.hf_name.format(i=index[0], e=index[-1])
+            for index, layer in _tensor_indices(config, path[-1], mapping.per_expert):
+                name = mapping.hf_name.format(i=layer, e=index[-1])
                 converted = np.ascontiguousarray(mapping.to_hf(value[index], config))
                 if mapping.interleaved is None:
                     tensors[name] = converted
@@ -90,13 +90,17 @@ def hf_tensors(model: Transformer) -> dict[str, np.ndarray]:
     return tensors
 
 
-def _tensor_indices(config: ModelConfig, stacked: bool, per_expert: bool) -> list[tuple[int, ...]]:
-    """The leading indices of a parameter that are one HF tensor each: (), (layer,) or (layer, expert)."""
-    if not stacked:
-        return [()]
+def _tensor_indices(config: ModelConfig, block_param: str | None,
+                    per_expert: bool) -> list[tuple[tuple[int, ...], int | None]]:
+    """The leading indices of a parameter that are one HF tensor each, with that tensor's layer:
+    `((), None)` for a top-level parameter, else `((row,), layer)` or `((row, expert), layer)`,
+    `row` counting the layers that `block_param` stacks (`param_layers`)."""
+    if block_param is None:
+        return [((), None)]
+    stacked = enumerate(param_layers(config, block_param))
     if per_expert:
-        return [(i, e) for i in range(config.num_layers) for e in range(config.num_experts)]
-    return [(i,) for i in range(config.num_layers)]
+        return [((row, e), layer) for row, layer in stacked for e in range(config.num_experts)]
+    return [((row,), layer) for row, layer in stacked]
 
 
 def export_hf(

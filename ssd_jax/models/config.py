@@ -50,7 +50,9 @@ class ModelConfig:
     """Hyperparameters of a decoder-only transformer (Llama, Qwen3 dense, Qwen3-MoE).
 
     `num_experts > 0` makes every block's feed-forward a mixture of `num_experts` SwiGLU experts
-    of width `moe_intermediate_size`, `num_experts_per_tok` of them per token (`models/moe.py`);
+    of width `moe_intermediate_size`, `num_experts_per_tok` of them per token (`models/moe.py`),
+    except the blocks in `dense_layers`, whose feed-forward is a dense SwiGLU MLP of width
+    `intermediate_size` (Qwen3-MoE's `mlp_only_layers` / `decoder_sparse_step`);
     `router_aux_loss_coef` weighs the router's load-balancing loss in training. gpt-oss adds:
     biases on the projections, router and experts (`attention_bias`), a learned attention sink
     per head (`attention_sinks`), each layer's sliding window (`layer_windows`, 0: full
@@ -83,6 +85,7 @@ class ModelConfig:
     num_experts_per_tok: int = 0
     moe_intermediate_size: int = 0
     norm_topk_prob: bool = False
+    dense_layers: tuple[int, ...] = ()
     router_aux_loss_coef: float = 0.0
     attention_bias: bool = False
     attention_sinks: bool = False
@@ -113,9 +116,26 @@ class ModelConfig:
             raise ValueError(
                 f"num_experts_per_tok ({self.num_experts_per_tok}) must be between 1 and num_experts ({self.num_experts})"
             )
+        if any(not 0 <= i < self.num_layers for i in self.dense_layers) or list(self.dense_layers) != sorted(
+                set(self.dense_layers)):
+            raise ValueError(f"dense_layers {self.dense_layers}: distinct, increasing layer indices below {self.num_layers}")
+        if self.dense_layers and not self.num_experts:
+            raise ValueError("dense_layers: only a mixture-of-experts model (num_experts > 0) has dense layers among sparse ones")
         for name in ("dtype", "param_dtype"):
             if getattr(self, name) not in ("float32", "bfloat16"):
                 raise ValueError(f"{name} must be 'float32' or 'bfloat16', got {getattr(self, name)!r}")
+
+    @property
+    def sparse_layers(self) -> tuple[int, ...]:
+        """The layers whose feed-forward is a mixture of experts."""
+        if not self.num_experts:
+            return ()
+        return tuple(i for i in range(self.num_layers) if i not in self.dense_layers)
+
+    @property
+    def mlp_layers(self) -> tuple[int, ...]:
+        """The layers whose feed-forward is a dense MLP (every layer of a dense model)."""
+        return tuple(i for i in range(self.num_layers) if i not in self.sparse_layers)
 
     def replace(self, **changes: Any) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
@@ -209,7 +229,7 @@ class ModelConfig:
             "norm_topk_prob": self.norm_topk_prob,
             "router_aux_loss_coef": self.router_aux_loss_coef,
             "decoder_sparse_step": 1,
-            "mlp_only_layers": [],
+            "mlp_only_layers": list(self.dense_layers),
         }
 
 
@@ -228,26 +248,24 @@ def _family_of(hf: dict[str, Any]) -> str:
 
 
 def _read_qwen3_moe(hf: dict[str, Any]) -> dict[str, Any]:
-    """Qwen3-MoE's expert fields. Every block must be sparse: dense blocks in between
-    (`mlp_only_layers`, `decoder_sparse_step` > 1) would break the stacked, scanned layers."""
+    """Qwen3-MoE's expert fields. A layer is dense, as transformers' `Qwen3MoeDecoderLayer`
+    decides, when it is in `mlp_only_layers` or its number (from 1) is not a multiple of
+    `decoder_sparse_step`."""
     num_experts = hf.get("num_experts", hf.get("num_local_experts"))
     if not num_experts:
         raise UnsupportedModelError("config.json field 'num_experts': a qwen3_moe model needs experts (got none)")
-    if hf.get("mlp_only_layers"):
-        raise UnsupportedModelError(
-            f"config.json field 'mlp_only_layers' ({hf['mlp_only_layers']}): dense blocks between "
-            "mixture-of-experts blocks are not supported; every block must be sparse (mlp_only_layers: [])"
-        )
-    if hf.get("decoder_sparse_step", 1) != 1:
-        raise UnsupportedModelError(
-            f"config.json field 'decoder_sparse_step' ({hf['decoder_sparse_step']}): only 1 (every block "
-            "a mixture of experts) is supported"
-        )
+    num_layers = int(_require(hf, "num_hidden_layers"))
+    step = hf.get("decoder_sparse_step", 1)
+    if not isinstance(step, int) or step < 1:
+        raise UnsupportedModelError(f"config.json field 'decoder_sparse_step' ({step!r}): must be a positive integer")
+    mlp_only = set(hf.get("mlp_only_layers") or ())
+    dense = tuple(i for i in range(num_layers) if i in mlp_only or (i + 1) % step)
     return dict(
         num_experts=int(num_experts),
         num_experts_per_tok=int(_require(hf, "num_experts_per_tok")),
         moe_intermediate_size=int(_require(hf, "moe_intermediate_size")),
         norm_topk_prob=bool(hf.get("norm_topk_prob", False)),
+        dense_layers=dense,
         router_aux_loss_coef=float(hf.get("router_aux_loss_coef", 0.0)),
     )
 

@@ -88,11 +88,15 @@ def _replica_mapped_ragged_dot(lhs: jax.Array, rhs: jax.Array, group_sizes: jax.
 
 @_replica_mapped_ragged_dot.def_vmap
 def _ragged_dot_over_replicas(axis_size, in_batched, lhs, rhs, group_sizes):
-    def batched(x, is_batched):
-        return x if is_batched else jnp.broadcast_to(x, (axis_size, *x.shape))
+    """One replica after another; an unbatched argument (the expert weights) is shared by every
+    step, never broadcast to the replicas (that would copy the weights once per replica)."""
+    args = (lhs, rhs, group_sizes)
 
-    args = tuple(batched(x, b) for x, b in zip((lhs, rhs, group_sizes), in_batched))
-    return jax.lax.map(lambda a: _replica_mapped_ragged_dot(*a), args), True
+    def one(mapped):
+        rest = iter(mapped)
+        return _replica_mapped_ragged_dot(*(next(rest) if b else a for a, b in zip(args, in_batched)))
+
+    return jax.lax.map(one, tuple(a for a, b in zip(args, in_batched) if b)), True
 
 
 def _ragged_dot(lhs: jax.Array, rhs: jax.Array, group_sizes: jax.Array) -> jax.Array:

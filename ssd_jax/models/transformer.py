@@ -32,8 +32,33 @@ def _param(rngs: nnx.Rngs, shape: tuple[int, ...], axes: tuple[str, ...], dtype,
     return nnx.Param(value, axes=axes)
 
 
+_MLP_PARAMS = ("gate_proj", "up_proj", "down_proj")
+
+
+def param_layers(config: ModelConfig, name: str) -> tuple[int, ...]:
+    """The layers whose weights block parameter `name` stacks, in order: a dense MLP's stack only
+    the dense layers (`config.mlp_layers`), the router's and experts' only the sparse ones, every
+    other parameter all layers."""
+    if name in _MLP_PARAMS:
+        return config.mlp_layers
+    if name.startswith(("router", "expert_")):
+        return config.sparse_layers
+    return tuple(range(config.num_layers))
+
+
+def layer_rows(config: ModelConfig, names) -> tuple[dict[str, int], ...]:
+    """For each layer, the row of each stacked block parameter in `names` that holds its weights
+    (a layer's dict lacks the feed-forward parameters of the other kind)."""
+    rows: list[dict[str, int]] = [{} for _ in range(config.num_layers)]
+    for name in names:
+        for row, layer in enumerate(param_layers(config, name)):
+            rows[layer][name] = row
+    return tuple(rows)
+
+
 class DecoderBlocks(nnx.Module):
-    """All decoder blocks' parameters, stacked: pre-norm attention + pre-norm gated MLP."""
+    """All decoder blocks' parameters, stacked: pre-norm attention + pre-norm gated MLP or mixture
+    of experts. Each feed-forward kind stacks only its own layers (`param_layers`)."""
 
     def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
         c, n = config, config.num_layers
@@ -55,21 +80,22 @@ class DecoderBlocks(nnx.Module):
         if c.attention_sinks:
             self.sinks = p((n, c.num_heads), ("layers", "heads"))
         self.mlp_norm = p((n, c.hidden_size), ("layers", "norm"), ones=True)
-        if c.num_experts:
-            e, m = c.num_experts, c.moe_intermediate_size
-            self.router = p((n, c.hidden_size, e), ("layers", "embed", "router"))
-            self.expert_gate = p((n, e, c.hidden_size, m), ("layers", "experts", "embed", "expert_mlp"))
-            self.expert_up = p((n, e, c.hidden_size, m), ("layers", "experts", "embed", "expert_mlp"))
-            self.expert_down = p((n, e, m, c.hidden_size), ("layers", "experts", "expert_mlp", "embed"))
+        if c.sparse_layers:
+            e, m, s = c.num_experts, c.moe_intermediate_size, len(c.sparse_layers)
+            self.router = p((s, c.hidden_size, e), ("layers", "embed", "router"))
+            self.expert_gate = p((s, e, c.hidden_size, m), ("layers", "experts", "embed", "expert_mlp"))
+            self.expert_up = p((s, e, c.hidden_size, m), ("layers", "experts", "embed", "expert_mlp"))
+            self.expert_down = p((s, e, m, c.hidden_size), ("layers", "experts", "expert_mlp", "embed"))
             if c.attention_bias:  # gpt-oss: biases on the router and the experts too
-                self.router_bias = p((n, e), ("layers", "router"))
-                self.expert_gate_bias = p((n, e, m), ("layers", "experts", "expert_mlp"))
-                self.expert_up_bias = p((n, e, m), ("layers", "experts", "expert_mlp"))
-                self.expert_down_bias = p((n, e, c.hidden_size), ("layers", "experts", "norm"))
-        else:
-            self.gate_proj = p((n, c.hidden_size, c.intermediate_size), ("layers", "embed", "mlp"))
-            self.up_proj = p((n, c.hidden_size, c.intermediate_size), ("layers", "embed", "mlp"))
-            self.down_proj = p((n, c.intermediate_size, c.hidden_size), ("layers", "mlp", "embed"))
+                self.router_bias = p((s, e), ("layers", "router"))
+                self.expert_gate_bias = p((s, e, m), ("layers", "experts", "expert_mlp"))
+                self.expert_up_bias = p((s, e, m), ("layers", "experts", "expert_mlp"))
+                self.expert_down_bias = p((s, e, c.hidden_size), ("layers", "experts", "norm"))
+        if c.mlp_layers:
+            d = len(c.mlp_layers)
+            self.gate_proj = p((d, c.hidden_size, c.intermediate_size), ("layers", "embed", "mlp"))
+            self.up_proj = p((d, c.hidden_size, c.intermediate_size), ("layers", "embed", "mlp"))
+            self.down_proj = p((d, c.intermediate_size, c.hidden_size), ("layers", "mlp", "embed"))
 
     def stacked(self, dtype) -> dict[str, jax.Array]:
         return {
@@ -116,11 +142,15 @@ def _finish_block(p, x, attn_out, config: ModelConfig):
     x = x + _dense(attn_out, p["o_proj"], in_dims=2)
     if config.attention_bias:
         x = x + p["o_bias"]
-    h = layers.rms_norm(x, p["mlp_norm"], config.rms_norm_eps)
-    if config.num_experts:
-        out, router_logits = moe.feed_forward(h, p, config)
-        return x + out, router_logits
-    return x + layers.gated_mlp(h, p["gate_proj"], p["up_proj"], p["down_proj"]), None
+    out, router_logits = _feed_forward(p, layers.rms_norm(x, p["mlp_norm"], config.rms_norm_eps), config)
+    return x + out, router_logits
+
+
+def _feed_forward(p, h, config: ModelConfig):
+    """The block's feed-forward on normed `h`: experts if `p` holds a router, else the dense MLP."""
+    if "router" in p:
+        return moe.feed_forward(h, p, config)
+    return layers.gated_mlp(h, p["gate_proj"], p["up_proj"], p["down_proj"]), None
 
 
 class Transformer(nnx.Module):
@@ -192,20 +222,43 @@ class Transformer(nnx.Module):
         config, inv_freq = self.config, layers.rope_inverse_frequencies(self.config)
         counted = (jnp.ones((batch * length,), bool) if segment_ids is None else segment_ids.reshape(-1) != 0)
 
+        def stats(router_logits):
+            return moe.load_balancing_stats(router_logits, counted, config.num_experts_per_tok)
+
         def block(x, layer):
-            p, window = layer
+            p, window, rows, sparse = layer
             q, k, v = _attend_inputs(p, x, positions, config, inv_freq)
             q, k, v = (checkpoint_name(a, n) for a, n in zip((q, k, v), QKV_NAMES))
             out = self_attention(q, k, v, segment_ids, config.attention, sinks=p.get("sinks"), window=window)
-            x, router_logits = _finish_block(p, x, out, config)
-            if router_logits is None:
-                return x, None
-            return x, moe.load_balancing_stats(router_logits, counted, config.num_experts_per_tok)
+            if not kind_stacks:  # every layer the same kind: the feed-forward weights are in `p`
+                x, router_logits = _finish_block(p, x, out, config)
+                return x, None if router_logits is None else stats(router_logits)
+
+            def ffn_of(kind):  # the feed-forward of one kind, its weights at this layer's row
+                def run(x):
+                    ffn = {name: jax.lax.dynamic_index_in_dim(w, rows[kind], keepdims=False)
+                           for name, w in kind_stacks[kind].items()}
+                    x, router_logits = _finish_block({**p, **ffn}, x, out, config)
+                    return x, (jnp.zeros((3, config.num_experts), jnp.float32) if router_logits is None
+                               else stats(router_logits))
+                return run
+
+            return jax.lax.cond(sparse, ffn_of("sparse"), ffn_of("dense"), x)
 
         block = rematerialised(block, config.remat)
+        stacked = self.blocks.stacked(self._dtype)
+        all_layers = tuple(range(config.num_layers))
+        per_layer = {name: w for name, w in stacked.items() if param_layers(config, name) == all_layers}
+        mixed = len(per_layer) < len(stacked)  # dense and sparse feed-forwards, each stacked over its layers
+        kind_stacks = {"sparse": {n: w for n, w in stacked.items() if n.startswith(("router", "expert_"))},
+                       "dense": {n: w for n, w in stacked.items() if n in _MLP_PARAMS}} if mixed else {}
+        rank = {kind: {layer: row for row, layer in enumerate(layers_)}
+                for kind, layers_ in (("sparse", config.sparse_layers), ("dense", config.mlp_layers))}
+        rows = {kind: jnp.asarray([rank[kind].get(i, 0) for i in all_layers], jnp.int32) for kind in rank}
+        sparse = jnp.asarray([i in rank["sparse"] for i in all_layers])
         windows = jnp.asarray(config.layer_windows, jnp.int32) if config.layer_windows else None
-        x, stats = jax.lax.scan(block, self._embed(tokens), (self.blocks.stacked(self._dtype), windows))
-        router_loss = jnp.zeros((), jnp.float32) if stats is None else moe.load_balancing_loss(stats)
+        x, stats_ = jax.lax.scan(block, self._embed(tokens), (per_layer, windows, rows, sparse))
+        router_loss = jnp.zeros((), jnp.float32) if stats_ is None else moe.load_balancing_loss(stats_)
         return self._final_norm(x), router_loss
 
     def layer_params(self) -> tuple[dict[str, jax.Array], ...]:
@@ -216,7 +269,8 @@ class Transformer(nnx.Module):
         stacked weight is materialised: inside the loop that would copy all weights per step.
         """
         stacked = self.blocks.stacked(self._dtype)
-        return tuple({name: value[i] for name, value in stacked.items()} for i in range(self.config.num_layers))
+        return tuple({name: stacked[name][row] for name, row in rows.items()}
+                     for rows in layer_rows(self.config, stacked))
 
     def forward_cached(
         self,

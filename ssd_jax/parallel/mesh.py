@@ -44,6 +44,22 @@ def make_mesh(
     return jax.sharding.Mesh(grid, MESH_AXES, axis_types=(jax.sharding.AxisType.Auto,) * len(MESH_AXES))
 
 
+def sampler_mesh(devices: Sequence[jax.Device], model_parallel: int = 1, expert_parallel: int = 1,
+                 section: str = "sampling") -> jax.sharding.Mesh:
+    """One process's sampling mesh: `model_parallel` devices split each layer's heads and widths,
+    `expert_parallel` split the experts of mixture-of-experts layers (whole experts per device, and
+    each expert-axis device keeps its own cache replica: the axis is data-parallel outside the
+    experts), the rest of `devices` split the batch."""
+    for name, value in (("model_parallel", model_parallel), ("expert_parallel", expert_parallel)):
+        if value < 1 or len(devices) % value:
+            raise ConfigError(f"{section}.{name}={value}: must be >= 1 and divide this process's "
+                              f"{len(devices)} devices")
+    if len(devices) % (model_parallel * expert_parallel):
+        raise ConfigError(f"{section}.model_parallel × expert_parallel = {model_parallel * expert_parallel} "
+                          f"must divide this process's {len(devices)} devices")
+    return make_mesh(data=-1, fsdp=1, expert=expert_parallel, model=model_parallel, devices=devices)
+
+
 def batch_shards(mesh: jax.sharding.Mesh) -> int:
     """How many ways a batch's rows split over `mesh` (its data × fsdp × expert size)."""
     return math.prod(mesh.shape.get(axis, 1) for axis in BATCH_AXES)

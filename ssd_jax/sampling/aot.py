@@ -38,7 +38,8 @@ def sampler_compile_targets(model_config: ModelConfig, *, mesh: jax.sharding.Mes
     config = model_config.replace(dtype=dtype, param_dtype=dtype)
     replicas = cache_replicas(mesh)
     if batch_size % replicas:
-        raise ValueError(f"batch_size {batch_size} must be a multiple of the mesh's data × fsdp size ({replicas})")
+        raise ValueError(f"batch_size {batch_size} must be a multiple of the mesh's data × fsdp × expert size "
+                         f"({replicas})")
     slots = batch_size // replicas
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: Transformer(config, rngs=nnx.Rngs(0))))
     shardings = state_shardings(abstract, mesh)
@@ -50,7 +51,7 @@ def sampler_compile_targets(model_config: ModelConfig, *, mesh: jax.sharding.Mes
     pages = cache_sharding(config, mesh, num_pages, page_size)
     rows = replica_sharding(mesh)
     leaves, treedef = jax.tree.flatten(shardings)
-    decode, prefill, _, _ = jitted_programs(graphdef, treedef, tuple(leaves), rows, pages, config.num_layers,
+    decode, prefill, _, _ = jitted_programs(graphdef, treedef, tuple(leaves), rows, pages, config,
                                             False, False)
 
     def struct(shape, dtype_, sharding=rows):

@@ -30,7 +30,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from ssd_jax.models import moe
 from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.kv_cache import PAGED_AXES, PagedKVCache, paged_attention, pallas_paged_attention
-from ssd_jax.models.transformer import Transformer
+from ssd_jax.models.transformer import Transformer, layer_rows
 from ssd_jax.parallel import batch_shards, state_shardings
 from ssd_jax.parallel.rules import DEFAULT_RULES, Rules, logical_to_spec
 from ssd_jax.sampling.choose import Choice, choose_tokens
@@ -84,21 +84,22 @@ def replica_sharding(mesh: jax.sharding.Mesh, rules: Rules = DEFAULT_RULES) -> N
     return NamedSharding(mesh, logical_to_spec(("batch",), (cache_replicas(mesh),), mesh, rules))
 
 
-def _layer_shardings(block_shardings, num_layers: int) -> tuple[dict[str, NamedSharding], ...]:
-    """Each layer's sharding: its stacked weight's, less the leading (unsharded) `layers` axis."""
+def _layer_shardings(block_shardings, config: ModelConfig) -> tuple[dict[str, NamedSharding], ...]:
+    """Each layer's sharding: its stacked weight's, less the leading (unsharded) `layers` axis;
+    a layer holds the feed-forward weights of its own kind only (`Transformer.layer_params`)."""
     one = {name: NamedSharding(s.mesh, PartitionSpec(*s.spec[1:])) for name, s in block_shardings.items()}
-    return (one,) * num_layers
+    return tuple({name: one[name] for name in rows} for rows in layer_rows(config, one))
 
 
 @functools.lru_cache(maxsize=8)
 def jitted_programs(graphdef: nnx.GraphDef, param_treedef, param_leaves: tuple, rows: NamedSharding,
-                    pages: NamedSharding, num_layers: int, sliced: bool, kernel: bool):
+                    pages: NamedSharding, config: ModelConfig, sliced: bool, kernel: bool):
     """The jitted (decode, prefill, copy_pages, slice_layers) of one model on one mesh; shared by
     every sampler with the same model and shardings (so a new seed or stop list never recompiles).
     With `sliced` the programs take the layer weights pre-sliced by `slice_layers`. `kernel`:
     attend with the TPU Pallas kernel instead of the gather path."""
     param_shardings = jax.tree.unflatten(param_treedef, param_leaves)
-    layer_shardings = _layer_shardings(param_shardings["blocks"], num_layers) if sliced else None
+    layer_shardings = _layer_shardings(param_shardings["blocks"], config) if sliced else None
     replicated = NamedSharding(rows.mesh, PartitionSpec())
     attention_fn = pallas_paged_attention if kernel else paged_attention
     mesh = rows.mesh.abstract_mesh  # in context while tracing: mixture-of-experts layers shard_map over it
@@ -145,7 +146,7 @@ def jitted_programs(graphdef: nnx.GraphDef, param_treedef, param_leaves: tuple, 
         copy = jax.vmap(lambda layer, s, d: layer.at[d].set(layer[s]))
         return PagedKVCache(tuple(copy(layer, src, dst) for layer in cache.pages))
 
-    caches = PagedKVCache((pages,) * num_layers)
+    caches = PagedKVCache((pages,) * config.num_layers)
     inputs = SlotInputs(*[rows] * len(SlotInputs._fields))
     decode = jax.jit(decode, in_shardings=(param_shardings, layer_shardings, caches, inputs, rows, replicated),
                      out_shardings=(Choice(rows, rows, rows), caches), donate_argnums=2)
@@ -180,7 +181,7 @@ class PagedEngine:
         leaves, treedef = jax.tree.flatten(param_shardings)
         sliced = platform == "cpu"
         self._decode, self._prefill, self._copy, slice_layers = jitted_programs(
-            graphdef, treedef, tuple(leaves), self._rows, pages, config.num_layers, sliced, platform == "tpu")
+            graphdef, treedef, tuple(leaves), self._rows, pages, config, sliced, platform == "tpu")
         self.layer_params = slice_layers(self.params) if sliced else None
         shape = (self.replicas, num_pages, page_size, 2 * config.num_kv_heads, config.head_dim)
         zeros = jax.jit(lambda: PagedKVCache(tuple(jnp.zeros(shape, config.dtype) for _ in range(config.num_layers))),

@@ -12,9 +12,9 @@ response, 0 = the model's context), `batch_size`, `prompt_style` (livecodebench 
 `chat_template_kwargs`, `grader` (robust | livecodebench: how stdin programs run, inside the
 sandbox either way), `checkpoints` (final | all: also `ssd@<step>` for every checkpoint model
 `train.checkpoint_models` exported), `headline` (split | fixed) with `headline_temperature` and
-`base_headline_temperature`, `workers`, `allow_unsandboxed`, `model_parallel` (0 = sampling's),
-`grading.*`, `rescore`, `chunk_size` and the paged cache's `page_size`, `kv_cache_pages`,
-`kv_cache_gb` and `prefill_chunk` (as in `sampling`). Prompt style, system message, token budgets and
+`base_headline_temperature`, `workers`, `allow_unsandboxed`, `model_parallel` and `expert_parallel`
+(0 = sampling's), `grading.*`, `rescore`, `chunk_size` and the paged cache's `page_size`,
+`kv_cache_pages`, `kv_cache_gb` and `prefill_chunk` (as in `sampling`). Prompt style, system message, token budgets and
 chat-template arguments are part of each model's identity (the key its samples are stored
 under); verdicts record their grader, and a store graded by another one is refused.
 
@@ -62,8 +62,8 @@ from ssd_jax.workdir import Workdir
 NAME = "evaluate"
 CHECKPOINT_CHOICES = ("final", "all")
 FINGERPRINT = ("model", "seed", "dtype", "eval")
-EXECUTION_ONLY = ("eval.batch_size", "eval.workers", "eval.model_parallel", "eval.chunk_size", "eval.rescore",
-                  "eval.page_size", "eval.kv_cache_pages", "eval.kv_cache_gb", "eval.prefill_chunk")
+EXECUTION_ONLY = ("eval.batch_size", "eval.workers", "eval.model_parallel", "eval.expert_parallel", "eval.chunk_size",
+                  "eval.rescore", "eval.page_size", "eval.kv_cache_pages", "eval.kv_cache_gb", "eval.prefill_chunk")
 # config.eval.grading's names of the Limits fields whose meaning grading narrows (the rest are the same).
 _GRADING_NAMES = {"per_test_timeout_s": "timeout_s", "per_sample_timeout_s": "sample_timeout_s"}
 _LCB_FILTERS = ("release_version", "window", "start_date", "end_date", "difficulties", "platforms")
@@ -195,10 +195,11 @@ def run(config: Mapping, generate_fn: GenerateFn | None = None) -> dict[str, Any
     isolation = resolve_isolation(settings.allow_unsandboxed)  # fail before generating, not after
     if generate_fn is None:
         model_parallel = int(section["model_parallel"]) or int(config["sampling"]["model_parallel"])
+        expert_parallel = int(section["expert_parallel"]) or int(config["sampling"]["expert_parallel"])
         generate_fn = sampler_generate_fn(
             max_new_tokens=int(section["max_new_tokens"]), batch_size=int(section["batch_size"]),
             seed=settings.seed, dtype=str(config["dtype"]),
-            mesh=process_local_mesh(model_parallel, "eval.model_parallel"),
+            mesh=process_local_mesh(model_parallel, expert_parallel, "eval"),
             max_total_tokens=int(section["max_total_tokens"]) or None, chat_template_kwargs=_template_kwargs(config),
             cache=dict(page_size=int(section["page_size"]), kv_cache_pages=int(section["kv_cache_pages"]),
                        kv_cache_gb=float(section["kv_cache_gb"]), prefill_chunk=int(section["prefill_chunk"])))

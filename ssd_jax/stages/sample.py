@@ -3,7 +3,8 @@
 Fields read (configs/base.py documents them): `workdir`, `model`, `seed`, `dtype`,
 `param_dtype`, `prompts.{source, path, limit, require_passed, system_message, chat_template_kwargs}`
 and `sampling.{temperature, top_k, top_p, n_samples, max_new_tokens, max_total_tokens, batch_size,
-stop_strings, stop_token_ids, page_size, kv_cache_pages, kv_cache_gb, prefill_chunk, model_parallel}`.
+stop_strings, stop_token_ids, page_size, kv_cache_pages, kv_cache_gb, prefill_chunk, model_parallel,
+expert_parallel}`.
 Records go to `<workdir>/samples/` (`data.records`), local or gs://. The outputs depend on
 `FINGERPRINT` (less `EXECUTION_ONLY`); a half-finished stage resumed with other values of those
 fields is refused (`ssd_jax.stages.common`).
@@ -33,8 +34,8 @@ from ssd_jax.checkpoints.load import load_model
 from ssd_jax.data.prompt_format import problem_messages
 from ssd_jax.data.prompts import load_prompts
 from ssd_jax.data.records import SampleRecord, ShardWriter, process_shard_name
-from ssd_jax.errors import ConfigError, InputError
-from ssd_jax.parallel import make_mesh
+from ssd_jax.errors import InputError
+from ssd_jax.parallel import sampler_mesh
 from ssd_jax.problems.types import Problem
 from ssd_jax.reading import reading
 from ssd_jax.sampling.completions import Completion
@@ -45,8 +46,8 @@ from ssd_jax.workdir import Workdir
 NAME = "sample"
 # The config fields the samples depend on; batch size and devices per replica only change how fast.
 FINGERPRINT = ("model", "seed", "dtype", "param_dtype", "prompts", "sampling")
-EXECUTION_ONLY = ("sampling.batch_size", "sampling.model_parallel", "sampling.page_size", "sampling.kv_cache_pages",
-                  "sampling.kv_cache_gb", "sampling.prefill_chunk")
+EXECUTION_ONLY = ("sampling.batch_size", "sampling.model_parallel", "sampling.expert_parallel", "sampling.page_size",
+                  "sampling.kv_cache_pages", "sampling.kv_cache_gb", "sampling.prefill_chunk")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,13 +80,11 @@ def _load_problems(prompts: Mapping) -> list[Problem]:
     return problems
 
 
-def process_local_mesh(model_parallel: int, field: str = "sampling.model_parallel") -> jax.sharding.Mesh:
-    """This process's devices: `model_parallel` of them per model replica, the rest split the batch.
-    Sampling never spans hosts: each process decodes its own share with no collectives."""
-    devices = jax.local_devices()
-    if model_parallel < 1 or len(devices) % model_parallel:
-        raise ConfigError(f"{field}={model_parallel}: must divide this process's {len(devices)} devices")
-    return make_mesh(data=-1, fsdp=1, model=model_parallel, devices=devices)
+def process_local_mesh(model_parallel: int, expert_parallel: int = 1, section: str = "sampling") -> jax.sharding.Mesh:
+    """This process's devices as a sampling mesh (`parallel.sampler_mesh`): `model_parallel` of them
+    per model replica, `expert_parallel` splitting the experts, the rest split the batch.
+    Sampling never spans hosts: each process decodes its own share with no collectives between hosts."""
+    return sampler_mesh(jax.local_devices(), model_parallel, expert_parallel, section)
 
 
 def _render(problems: list[Problem], loaded, sampler: Sampler, system_message: str,
@@ -124,8 +123,10 @@ def run(config: Mapping) -> SamplingSummary:
     """Samples this process's share of the prompts into `<workdir>/samples/`; see the module docstring."""
     s = config.sampling
     problems = _load_problems(config.prompts)[jax.process_index() :: jax.process_count()]
-    loaded = load_model(config.model, dtype=config.dtype, param_dtype=config.param_dtype,
-                        mesh=process_local_mesh(int(s.model_parallel)))
+    # Weights in the compute dtype: the sampler computes in it, and float32 master weights (training's
+    # `param_dtype`) held beside the sampler's copy would double the weights' share of each device.
+    loaded = load_model(config.model, dtype=config.dtype, param_dtype=config.dtype,
+                        mesh=process_local_mesh(int(s.model_parallel), int(s.expert_parallel)))
     sampler = Sampler(loaded, max_new_tokens=int(s.max_new_tokens), batch_size=int(s.batch_size),
                       seed=int(config.seed), stop_token_ids=tuple(s.stop_token_ids), stop_strings=tuple(s.stop_strings),
                       page_size=int(s.page_size), kv_cache_pages=int(s.kv_cache_pages),
