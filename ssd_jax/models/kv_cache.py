@@ -1,11 +1,14 @@
-"""The key/value cache used by prefill and decode.
+"""Key/value caches: the paged cache the sampler decodes with, and a contiguous one.
 
-One `[batch, kv_heads, max_len, head_dim]` array of keys and one of values per layer: per
-(row, head) the cached keys are contiguous, which is what the attention dot product reads at
-every decode step; every row writes the same slot at a given step (prompts are left-padded),
-so a write is one `dynamic_update_slice`. Separate arrays per layer (not one stacked array)
-let XLA update and read each layer's cache in place: slicing a layer out of a stacked array
-inside a loop is a copy on the CPU backend.
+The paged cache (`PagedKVCache`, below) is what the continuous-batching sampler uses: fixed-size
+pages per layer, each sequence's tokens in the pages its page-table row names, read by
+`paged_attention` (pure JAX, the CPU path and the reference) or by the TPU Pallas kernel
+(`pallas_paged_attention`).
+
+The contiguous cache (`KVCache`: one `[batch, kv_heads, max_len, head_dim]` array of keys and one
+of values per layer, written with one `dynamic_update_slice` per step) backs
+`Transformer.forward_cached`, the simplest cached decode: the HF-parity tests check cached
+decoding through it, independently of the pager.
 """
 
 from __future__ import annotations
