@@ -7,7 +7,7 @@
 one token for every slot; a sample that finishes (end-of-sequence or stop token, stop string,
 token budget: `max_new_tokens`, or prompt + response reaching `max_total_tokens` when given)
 frees its slot and pages at once, and the next waiting sample takes the slot. Its prompt is
-prefilled in chunks of `prefill_chunk` tokens between decode steps, so a long prompt never
+prefilled in chunks of at most `prefill_chunk` tokens between decode steps, so a long prompt never
 stalls the live slots for long.
 
 * Memory: a fixed pool of `kv_cache_pages` pages of `page_size` tokens per cache replica (or as
@@ -23,7 +23,8 @@ stalls the live slots for long.
   neighbours, up to float rounding (a greedy token can flip only at a near-tie of the top two
   logits, a sampled one only with its uniform within ~1e-7 of a cumulative boundary).
 * Programs: one decode program per page-table width (powers of two from `MIN_TABLE_WIDTH` up to
-  the longest sample's pages), one prefill program per page-table width, one copy program; sampling
+  the longest sample's pages), one prefill program per (chunk, page-table width) with chunks of
+  powers of two from `MIN_PREFILL_CHUNK` up to `prefill_chunk`, one copy program; sampling
   parameters (adaptive-temperature strength included) are per-slot arrays, so a temperature grid
   never recompiles.
 
@@ -138,11 +139,18 @@ class _Sample:
 
 
 MIN_TABLE_WIDTH = 8  # Fewest pages a page table passed to a program holds (fewer programs for short runs).
+MIN_PREFILL_CHUNK = 32  # Fewest prompt tokens a prefill program takes.
 
 
 def _width(pages: int) -> int:
     """The page-table width for `pages` live pages: the next power of two, at least `MIN_TABLE_WIDTH`."""
     return max(MIN_TABLE_WIDTH, 1 << max(pages - 1, 0).bit_length())
+
+
+def _chunk(tokens: int, largest: int) -> int:
+    """The prefill chunk for `tokens` prompt tokens still to prefill: the next power of two, at least
+    `MIN_PREFILL_CHUNK` and at most `largest` (a prompt shorter than a whole chunk is not padded to it)."""
+    return min(largest, max(MIN_PREFILL_CHUNK, 1 << max(tokens - 1, 0).bit_length()))
 
 
 class Sampler:
@@ -379,7 +387,8 @@ class _Run:
             work = [self._next_prefix(replica) for replica in range(self.sampler.replicas)]
             if not any(work):
                 return
-            chunk, width = self.sampler.prefill_chunk, _width(max(len(w[1].pages) for w in work if w))
+            chunk = _chunk(max(w[0].prefix_len - w[1].filled for w in work if w), self.sampler.prefill_chunk)
+            width = _width(max(len(w[1].pages) for w in work if w))
             tokens = np.zeros((self.sampler.replicas, chunk), np.int32)
             kv_len, q_len = np.zeros((self.sampler.replicas,), np.int32), np.zeros((self.sampler.replicas,), np.int32)
             table = np.full((self.sampler.replicas, width), NULL_PAGE, np.int32)
