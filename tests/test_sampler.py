@@ -240,3 +240,27 @@ def test_the_default_pool_holds_every_slot_at_the_longest_sample_and_no_more(loa
     completion = sampler.generate([SampleRequest("p", 0, prompt, 0.0, 0, 1.0)], progress=False)[0]
     assert len(completion.token_ids) + len(sampler.prompt_token_ids(prompt)) <= 64
     assert sampler.engine.num_pages - 1 == sampler.slots * 9
+
+
+def test_an_attention_that_reads_only_live_pages_gets_one_table_width(loaded, monkeypatch):
+    """With the TPU kernel (which reads only live pages) every decode step takes the run's widest
+    page table, so the decode program compiles once; completions are the same as with tables
+    bounded by the live pages at each step (the gather path's)."""
+    reqs = requests(loaded, temperature=0.0, samples=1, count=3)
+    bounded = Sampler(loaded, max_new_tokens=40, batch_size=2, seed=1, page_size=4, kv_cache_pages=64)
+    expected = bounded.generate(reqs, progress=False)
+    fixed = Sampler(loaded, max_new_tokens=40, batch_size=2, seed=1, page_size=4, kv_cache_pages=64)
+    fixed.generate(reqs[:1], progress=False)  # builds the engine
+    fixed.engine.reads_only_live_pages = True
+    widths, decode = set(), fixed.engine.decode
+    monkeypatch.setattr(fixed.engine, "decode", lambda inputs, table, seed: widths.add(table.shape[-1]) or
+                        decode(inputs, table, seed))
+    assert [c.token_ids for c in fixed.generate(reqs, progress=False)] == [c.token_ids for c in expected]
+    longest = max(len(fixed.prompt_token_ids(r.prompt_text)) for r in reqs) + 40 - 1
+    assert widths == {1 << (-(-longest // 4) - 1).bit_length()}, widths
+    bounded_widths = set()
+    decode_b = bounded.engine.decode
+    monkeypatch.setattr(bounded.engine, "decode", lambda inputs, table, seed: bounded_widths.add(table.shape[-1]) or
+                        decode_b(inputs, table, seed))
+    bounded.generate(reqs, progress=False)
+    assert len(bounded_widths) > 1, bounded_widths  # the gather path's tables grow with the live pages

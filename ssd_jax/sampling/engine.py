@@ -8,6 +8,11 @@ own pages and slots, so no step moves KV data between devices of different repli
   returns each slot's chosen token and log-probs. Compiles once per page-table width.
 * `prefill`: one chunk of `C` prompt tokens per replica into its pages (no logits). Compiles
   once per (chunk size, page-table width).
+
+On TPU both attend with the Pallas kernel, which reads only each slot's live pages whatever the
+table's width, so the sampler passes one width per run there (`reads_only_live_pages`) and each
+program compiles once; the gather path elsewhere reads the whole table, so the sampler bounds
+the width by the live pages at every step.
 * `copy_pages`: copy-on-write, page `src[r, i]` → `dst[r, i]`.
 
 Weights and the cache are held in the compute dtype (`ModelConfig.dtype`), cast once here. On
@@ -183,6 +188,7 @@ class PagedEngine:
         self._decode, self._prefill, self._copy, slice_layers = jitted_programs(
             graphdef, treedef, tuple(leaves), self._rows, pages, config, sliced, platform == "tpu")
         self.layer_params = slice_layers(self.params) if sliced else None
+        self.reads_only_live_pages = platform == "tpu"  # the kernel: a wider page table costs nothing
         shape = (self.replicas, num_pages, page_size, 2 * config.num_kv_heads, config.head_dim)
         zeros = jax.jit(lambda: PagedKVCache(tuple(jnp.zeros(shape, config.dtype) for _ in range(config.num_layers))),
                         out_shardings=PagedKVCache((pages,) * config.num_layers))

@@ -23,7 +23,8 @@ stalls the live slots for long.
   neighbours, up to float rounding (a greedy token can flip only at a near-tie of the top two
   logits, a sampled one only with its uniform within ~1e-7 of a cumulative boundary).
 * Programs: one decode program per page-table width (powers of two from `MIN_TABLE_WIDTH` up to
-  the longest sample's pages), one prefill program per (chunk, page-table width) with chunks of
+  the longest sample's pages; on TPU, whose kernel reads only live pages, the longest sample's
+  width alone), one prefill program per (chunk, page-table width) with chunks of
   powers of two from `MIN_PREFILL_CHUNK` up to `prefill_chunk`, one copy program; sampling
   parameters (adaptive-temperature strength included) are per-slot arrays, so a temperature grid
   never recompiles.
@@ -304,6 +305,14 @@ class _Run:
         self.copies: list[tuple[int, int, int]] = []  # pending copy-on-write (replica, src, dst)
         self.end_ids = set(sampler.eos_ids)
         self.stop_ids = set(sampler.stop_ids)
+        # With an attention that reads only live pages, every program takes the run's widest tables.
+        self.fixed_widths = None
+        if engine.reads_only_live_pages:
+            lengths = [len(sample.prompt.token_ids) for sample in samples]
+            tables = [shared_pages(length, sampler.page_size) + sampler._needed(sample)[1]
+                      for length, sample in zip(lengths, samples)]
+            self.fixed_widths = (_width(max(prefix_pages(length, sampler.page_size) for length in lengths)),
+                                 _width(max(tables)))
 
     def steps(self) -> Iterator[tuple[_Sample, Completion]]:
         """Admits, prefills and decodes until every sample is done, yielding each as it finishes."""
@@ -388,7 +397,7 @@ class _Run:
             if not any(work):
                 return
             chunk = _chunk(max(w[0].prefix_len - w[1].filled for w in work if w), self.sampler.prefill_chunk)
-            width = _width(max(len(w[1].pages) for w in work if w))
+            width = self.fixed_widths[0] if self.fixed_widths else _width(max(len(w[1].pages) for w in work if w))
             tokens = np.zeros((self.sampler.replicas, chunk), np.int32)
             kv_len, q_len = np.zeros((self.sampler.replicas,), np.int32), np.zeros((self.sampler.replicas,), np.int32)
             table = np.full((self.sampler.replicas, width), NULL_PAGE, np.int32)
@@ -438,7 +447,8 @@ class _Run:
             inputs.id_words[r, s] = sample.id_words
             inputs.sample_index[r, s] = request.sample_index
             inputs.drawn[r, s] = len(sample.tokens)
-        width = _width(max(-(-length // page_size) for length in kv_lens.values()))
+        width = (self.fixed_widths[1] if self.fixed_widths
+                 else _width(max(-(-length // page_size) for length in kv_lens.values())))
         table = np.full((sampler.replicas, sampler.slots, width), NULL_PAGE, np.int32)
         for r, s, sample in live:
             row = sample.table[:width]
