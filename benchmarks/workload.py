@@ -87,6 +87,8 @@ def offline_chats(count: int) -> list[tuple[str, list[dict]]]:
 
 def run_ssd_jax(loaded, prompts: list[tuple[str, str]], params, new_tokens: int, slots: int) -> dict:
     """Continuous batching (this checkout): wall time after a warm-up on the first 4 prompts, plus step figures."""
+    import jax
+
     from ssd_jax.sampling import Sampler, SampleRequest
 
     sampler = Sampler(loaded, max_new_tokens=new_tokens, batch_size=slots, seed=0)
@@ -102,13 +104,31 @@ def run_ssd_jax(loaded, prompts: list[tuple[str, str]], params, new_tokens: int,
         steps.append((time.perf_counter() - start, int(np.sum(inputs.kv_len[inputs.kv_len > 1])), live))
         return out
 
-    engine.decode = timed_decode
+    compile_seconds = []
+
+    def on_compile(event: str, seconds: float, **_) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            compile_seconds.append(seconds)
+
+    prefill, prefill_seconds = engine.prefill, []
+
+    def timed_prefill(*args):  # waits for the chunk, so that decode steps time only themselves
+        start = time.perf_counter()
+        prefill(*args)
+        jax.block_until_ready(engine.cache)
+        prefill_seconds.append(time.perf_counter() - start)
+
+    engine.decode, engine.prefill = timed_decode, timed_prefill
+    jax.monitoring.register_event_duration_secs_listener(on_compile)
     start = time.perf_counter()
     completions = sampler.generate(requests, progress=False)
     wall = time.perf_counter() - start
-    engine.decode = decode
+    jax.monitoring.unregister_event_duration_listener(on_compile)
+    engine.decode, engine.prefill = decode, prefill
     stats = sampler.last_run
-    return {"wall": wall, "tokens": sum(len(c.token_ids) + (c.finish_reason == "eos") for c in completions),
+    return {"wall": wall, "compile": sum(compile_seconds), "decode": sum(t for t, _, _ in steps),
+            "prefill": sum(prefill_seconds), "prefill_chunks": len(prefill_seconds),
+            "decode_steps": len(steps), "tokens": sum(len(c.token_ids) + (c.finish_reason == "eos") for c in completions),
             "live": stats.live_fraction, "steps": steps, "peak_pages": stats.peak_pages, "pages": stats.pages,
             "texts": [c.text for c in completions]}
 
@@ -225,8 +245,10 @@ def main() -> None:
         memory_share, share, kv_tokens = roofline(ours["steps"], weight_bytes, kv_bytes_per_token, bandwidth,
                                                   args.slots, flops_per_token, flops_per_kv, peak_flops)
         rows.append((name, "ssd-jax continuous", ours, (memory_share, share), kv_tokens))
-        print(f"{name}: continuous {ours['wall']:.1f} s, {ours['tokens']} tokens, memory roofline "
-              f"{memory_share:.0%}, roofline (memory or compute) {share:.0%}", flush=True)
+        print(f"{name}: continuous {ours['wall']:.1f} s: {ours['decode']:.1f} s in {ours['decode_steps']} decode steps, "
+              f"{ours['prefill']:.1f} s in {ours['prefill_chunks']} prefill chunks (compiling: {ours['compile']:.1f} s "
+              f"of these), {ours['tokens']} tokens, memory "
+              f"roofline {memory_share:.0%}, roofline (memory or compute) {share:.0%}", flush=True)
         if name.startswith("greedy") and "static" not in skip:
             static = run_static(args.static_commit, prompts, args.new_tokens, args.slots)
             same = sum(a == b for a, b in zip(static["texts"], ours["texts"]))
