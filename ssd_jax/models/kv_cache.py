@@ -3,7 +3,7 @@
 The paged cache (`PagedKVCache`, below) is what the continuous-batching sampler uses: fixed-size
 pages per layer, each sequence's tokens in the pages its page-table row names, read by
 `paged_attention` (pure JAX, the CPU path and the reference) or by the TPU Pallas kernel
-(`pallas_paged_attention`).
+(`pallas_paged_attention`, through `ssd_jax.kernels.ragged_paged_attention`).
 
 The contiguous cache (`KVCache`: one `[batch, kv_heads, max_len, head_dim]` array of keys and one
 of values per layer, written with one `dynamic_update_slice` per step) backs
@@ -158,10 +158,10 @@ def pallas_paged_attention(q: jax.Array, pages: jax.Array, page_table: jax.Array
 
     Takes the two shapes the sampler uses: one query per sequence (decode, `M == 1`) or one
     sequence (a prefill chunk, `Q == 1`); both pack into the kernel's concatenated queries as is.
-    `block_sizes` (kv pages, queries per block): None takes the kernel's table tuned per TPU
-    generation (which needs a real TPU to look up; interpret mode on CPU names them).
+    `block_sizes` (kv pages, queries per block): None takes JAX's table tuned per TPU generation,
+    for the TPU being compiled for (interpret mode on CPU must name them).
     """
-    from jax.experimental.pallas.ops.tpu.ragged_paged_attention import ragged_paged_attention
+    from ssd_jax.kernels.ragged_paged_attention import ragged_paged_attention
 
     num_seqs, num_queries, num_heads, head_dim = q.shape
     if num_queries != 1 and num_seqs != 1:
