@@ -9,8 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.experimental.pallas import tpu as pltpu
+from jax.sharding import NamedSharding, PartitionSpec
 
+from ssd_jax.compiled_fit import topology_devices
+from ssd_jax.kernels.ragged_paged_attention import tuned_block_sizes
 from ssd_jax.models.kv_cache import pallas_paged_attention, paged_attention
+from ssd_jax.parallel import make_mesh
+from tpu_topology import requires_libtpu
 
 PAGE, KV_HEADS, GROUP, HEAD_DIM, PAGES_PER_SEQ = 16, 2, 2, 128, 4
 
@@ -67,3 +72,83 @@ def test_pallas_kernel_in_interpret_mode_matches_the_gather_path(kv_lens, q_lens
         kernel = np.asarray(pallas_paged_attention(q, pages, table, kv, ql, block_sizes=(2, 8)).astype(jnp.float32))
     for i, q_len in enumerate(q_lens):
         np.testing.assert_allclose(kernel[i, :q_len], reference[i, :q_len], atol=atol, rtol=0)
+
+
+def _replicas_on_mesh(mesh, q, pages, table, kv_lens, q_lens, block_sizes):
+    """The kernel as the sampler runs it: vmapped over cache replicas (split over `data`), heads
+    split over `model`, under jit with the mesh in context."""
+    heads = NamedSharding(mesh, PartitionSpec("data", None, None, "model", None))
+    rows = NamedSharding(mesh, PartitionSpec("data"))
+
+    def attend(*args):
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+            return jax.vmap(lambda *a: pallas_paged_attention(*a, block_sizes=block_sizes))(*args)
+
+    return jax.jit(attend, in_shardings=(heads, heads, rows, rows, rows), out_shardings=heads)
+
+
+def test_pallas_kernel_on_a_mesh_matches_the_gather_path():
+    """Two cache replicas over `data` and the KV heads over `model` (4 CPU devices): each device
+    runs the kernel on its own replica and heads (XLA cannot partition a Mosaic kernel)."""
+    mesh = make_mesh(data=2, fsdp=1, expert=1, model=2, devices=jax.devices()[:4])
+    replicas = [ragged_case([1, 17, 40], [1, 1, 1], seed=seed) for seed in range(2)]
+    q, pages, table, kv, ql = (jnp.asarray(np.stack(x)) for x in zip(*replicas))
+    reference = np.asarray(jax.vmap(paged_attention)(q, pages, table, kv, ql))
+    with pltpu.force_tpu_interpret_mode():
+        kernel = np.asarray(_replicas_on_mesh(mesh, q, pages, table, kv, ql, block_sizes=(2, 8))(q, pages, table, kv, ql))
+    np.testing.assert_allclose(kernel, reference, atol=2e-5, rtol=0)
+
+
+@requires_libtpu
+@pytest.mark.parametrize("topology, shape, page, block_sizes", [
+    ("v5e:2x2", "decode", 16, (8, 16)),
+    # 2 x 8 pages of 256 tokens are 16 MiB of buffers: more than Mosaic's default VMEM limit
+    ("v5p:2x2x1", "prefill", 256, (8, 32)),
+])
+def test_pallas_kernel_compiles_for_a_tpu_topology(topology, shape, page, block_sizes):
+    """The kernel path at a Qwen3-4B-like layer (32 query heads over 8 KV heads of 128, bfloat16),
+    compiled by libtpu for one chip of a real TPU topology: Mosaic compiles the vendored kernel."""
+    mesh = jax.sharding.Mesh(topology_devices(topology)[:1], ("chip",))
+    num_seqs, num_queries = (16, 1) if shape == "decode" else (1, 256)
+    shapes = [((num_seqs, num_queries, 32, 128), jnp.bfloat16), ((1024, page, 16, 128), jnp.bfloat16),
+              ((num_seqs, 2048 // page), jnp.int32), ((num_seqs,), jnp.int32), ((num_seqs,), jnp.int32)]
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    args = [jax.ShapeDtypeStruct(s, dtype, sharding=replicated) for s, dtype in shapes]
+    attend = jax.jit(lambda *a: pallas_paged_attention(*a, block_sizes=block_sizes))
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):  # the chip the kernel is lowered for
+        compiled = attend.lower(*args).compile()
+    kernel_calls = [line for line in compiled.as_text().splitlines() if "custom-call(" in line]
+    assert len(kernel_calls) == 1 and "ragged_paged_attention_kernel" in kernel_calls[0], kernel_calls
+    assert compiled.memory_analysis().output_size_in_bytes == num_seqs * num_queries * 32 * 128 * 2
+
+
+@requires_libtpu
+def test_pallas_kernel_compiles_on_a_multi_chip_topology():
+    """The sampler's layout on 4 v5p chips (2 cache replicas × 2-way split heads): one kernel call
+    per chip on its own shards, nothing gathered across chips."""
+    mesh = make_mesh(data=2, fsdp=1, expert=1, model=2, devices=topology_devices("v5p:2x2x1"))
+    shapes = [((2, 16, 1, 32, 128), jnp.bfloat16), ((2, 1024, 16, 16, 128), jnp.bfloat16),
+              ((2, 16, 32), jnp.int32), ((2, 16), jnp.int32), ((2, 16), jnp.int32)]
+    args = [jax.ShapeDtypeStruct(s, dtype) for s, dtype in shapes]
+    compiled = _replicas_on_mesh(mesh, *args, block_sizes=(8, 16)).lower(*args).compile()
+    hlo = compiled.as_text()
+    kernel_calls = [line for line in hlo.splitlines() if "custom-call(" in line]
+    assert len(kernel_calls) == 1 and "ragged_paged_attention_kernel" in kernel_calls[0], kernel_calls
+    assert "all-gather" not in hlo and "all-reduce" not in hlo
+    pages_per_chip = 1024 * 16 * 8 * 128 * 2  # one replica's pages, half its combined KV heads, bfloat16
+    assert pages_per_chip <= compiled.memory_analysis().argument_size_in_bytes < 1.05 * pages_per_chip
+
+
+@requires_libtpu
+def test_block_sizes_are_tuned_for_the_chip_being_compiled_for():
+    """Without block sizes, the kernel takes JAX's table for the chip of the mesh in context (a TPU
+    topology compiled for on this CPU host); with no TPU to name, it asks for them."""
+    # A 1024-token prefill of 32 query heads over 8 KV heads of 128, 8 pages of 16 per sequence:
+    # JAX 0.10.2's table holds (8, 32) for TPU v5 chips and (4, 32) for TPU v6.
+    key = ("bfloat16", "bfloat16", 32, 8, 128, 16, 1024, 8)
+    for topology, expected in (("v5e:2x2", (8, 32)), ("v5p:2x2x1", (8, 32)), ("v6e:2x2", (4, 32))):
+        mesh = jax.sharding.Mesh(topology_devices(topology)[:1], ("chip",))
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+            assert tuned_block_sizes(*key) == expected, topology
+    with pytest.raises(ValueError, match="pass num_kv_pages_per_block and num_queries_per_block"):
+        tuned_block_sizes(*key)

@@ -26,6 +26,8 @@ the tests compare it with the pure-JAX gather path. Changes from upstream:
   ("'ReshapeTransform' object has no attribute 'indices'").
 - The running softmax statistics and accumulator are written with a select and a plain store
   instead of a masked store, which that interpreter bounds-checks on the first axis only.
+- The VMEM limit, when not given, is three quarters of the chip's VMEM
+  (`scoped_vmem_limit_bytes`), not Mosaic's default, which large pages overflow.
 - Block sizes, when not given, come from JAX's tuned table for the device kind of the abstract
   mesh in context (an ahead-of-time compile for a TPU topology) or else of the default device;
   upstream reads the default device only, so it cannot be compiled for TPU on a CPU host.
@@ -516,6 +518,15 @@ def get_min_heads_per_blk(
   return num_q_heads, num_combined_kv_heads
 
 
+def scoped_vmem_limit_bytes() -> int | None:
+  """Three quarters of the VMEM of the TPU being compiled for (None off TPU: interpret mode).
+  Mosaic's default scoped limit (16 MiB on v5e and v5p) is overflowed by large blocks, e.g.
+  8 pages of 256 tokens, whose buffers, scores and loaded keys and values need ~38 MiB."""
+  if not device_kind().startswith("TPU"):
+    return None
+  return pltpu.get_tpu_info().vmem_capacity_bytes * 3 // 4
+
+
 def device_kind() -> str:
   """The kind of device the kernel is traced for: the abstract mesh's in context (set when
   compiling for a TPU topology from another host), else the default device's."""
@@ -634,6 +645,8 @@ def ragged_paged_attention(
   assert num_q_heads_per_blk % num_q_heads_per_kv_head == 0
   num_heads_blks = num_q_heads // num_q_heads_per_blk
   grid = (num_heads_blks, num_q_blks)
+  if vmem_limit_bytes is None:
+    vmem_limit_bytes = scoped_vmem_limit_bytes()
 
   def q_index_map(heads_blk_idx, q_blk_idx, *_):
     return (q_blk_idx, heads_blk_idx, 0)

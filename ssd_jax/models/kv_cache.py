@@ -158,18 +158,26 @@ def pallas_paged_attention(q: jax.Array, pages: jax.Array, page_table: jax.Array
 
     Takes the two shapes the sampler uses: one query per sequence (decode, `M == 1`) or one
     sequence (a prefill chunk, `Q == 1`); both pack into the kernel's concatenated queries as is.
-    `block_sizes` (kv pages, queries per block): None takes JAX's table tuned per TPU generation,
-    for the TPU being compiled for (interpret mode on CPU must name them).
+    On a mesh of several devices each runs the kernel on its own replicas and KV heads
+    (`kernels.paged_sharding`). `block_sizes` (kv pages, queries per block): None takes JAX's
+    table tuned per TPU generation, for the TPU being compiled for (interpret mode on CPU must
+    name them).
     """
+    from ssd_jax.kernels.paged_sharding import on_mesh
     from ssd_jax.kernels.ragged_paged_attention import ragged_paged_attention
 
-    num_seqs, num_queries, num_heads, head_dim = q.shape
-    if num_queries != 1 and num_seqs != 1:
+    if q.shape[1] != 1 and q.shape[0] != 1:
         raise ValueError(f"the kernel path takes one query per sequence or one sequence, got q {q.shape}")
-    cu_q_lens = jnp.concatenate([jnp.zeros((1,), jnp.int32), jnp.cumsum(q_lens.astype(jnp.int32))])
-    out = ragged_paged_attention(
-        q.reshape(num_seqs * num_queries, num_heads, head_dim), pages, kv_lens.astype(jnp.int32),
-        page_table.astype(jnp.int32), cu_q_lens, jnp.array([num_seqs], jnp.int32), sm_scale=head_dim**-0.5,
-        num_kv_pages_per_block=block_sizes and block_sizes[0], num_queries_per_block=block_sizes and block_sizes[1],
-    )
-    return out.reshape(q.shape)
+
+    def attend(q, pages, page_table, kv_lens, q_lens):
+        num_seqs, num_queries, num_heads, head_dim = q.shape
+        cu_q_lens = jnp.concatenate([jnp.zeros((1,), jnp.int32), jnp.cumsum(q_lens.astype(jnp.int32))])
+        out = ragged_paged_attention(
+            q.reshape(num_seqs * num_queries, num_heads, head_dim), pages, kv_lens.astype(jnp.int32),
+            page_table.astype(jnp.int32), cu_q_lens, jnp.array([num_seqs], jnp.int32), sm_scale=head_dim**-0.5,
+            num_kv_pages_per_block=block_sizes and block_sizes[0],
+            num_queries_per_block=block_sizes and block_sizes[1],
+        )
+        return out.reshape(q.shape)
+
+    return on_mesh(attend, q, pages, page_table, kv_lens, q_lens)
