@@ -12,6 +12,7 @@ from jax.experimental.pallas import tpu as pltpu
 from jax.sharding import NamedSharding, PartitionSpec
 
 from ssd_jax.compiled_fit import topology_devices
+from ssd_jax.kernels import paged
 from ssd_jax.kernels.ragged_paged_attention import tuned_block_sizes
 from ssd_jax.models.kv_cache import pallas_paged_attention, paged_attention
 from ssd_jax.parallel import make_mesh
@@ -72,6 +73,26 @@ def test_pallas_kernel_in_interpret_mode_matches_the_gather_path(kv_lens, q_lens
         kernel = np.asarray(pallas_paged_attention(q, pages, table, kv, ql, block_sizes=(2, 8)).astype(jnp.float32))
     for i, q_len in enumerate(q_lens):
         np.testing.assert_allclose(kernel[i, :q_len], reference[i, :q_len], atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("heads, kv_heads, head_dim, reason", [
+    (32, 8, 128, None),  # Qwen3-4B
+    (9, 3, 64, "head_dim 64 is not a multiple of 128"),  # SmolLM2-135M
+    (6, 3, 128, "3 KV heads per chip"),  # 6 combined heads do not tile
+])
+def test_shapes_the_kernel_cannot_serve_take_the_gather_path(heads, kv_heads, head_dim, reason, caplog):
+    """Compiling for v5e, the kernel fails on head_dim 64 and on 3 KV heads of 128; those calls
+    warn and attend with the gather path (the same result, by construction)."""
+    q = jnp.zeros((4, 1, heads, head_dim), jnp.bfloat16)
+    pages = jnp.zeros((9, PAGE, 2 * kv_heads, head_dim), jnp.bfloat16)
+    got = paged.unsupported_reason(q, pages)
+    assert got is None if reason is None else reason in got
+    if reason:
+        table, lens = jnp.arange(1, 9, dtype=jnp.int32).reshape(4, 2), jnp.ones((4,), jnp.int32)
+        with caplog.at_level("WARNING"):
+            out = pallas_paged_attention(q + 1, pages + 1, table, lens, lens)
+        np.testing.assert_array_equal(out, paged_attention(q + 1, pages + 1, table, lens, lens))
+        assert "using the gather path" in caplog.text and reason in caplog.text
 
 
 def _replicas_on_mesh(mesh, q, pages, table, kv_lens, q_lens, block_sizes):

@@ -158,16 +158,21 @@ def pallas_paged_attention(q: jax.Array, pages: jax.Array, page_table: jax.Array
 
     Takes the two shapes the sampler uses: one query per sequence (decode, `M == 1`) or one
     sequence (a prefill chunk, `Q == 1`); both pack into the kernel's concatenated queries as is.
-    On a mesh of several devices each runs the kernel on its own replicas and KV heads
-    (`kernels.paged_sharding`). `block_sizes` (kv pages, queries per block): None takes JAX's
-    table tuned per TPU generation, for the TPU being compiled for (interpret mode on CPU must
-    name them).
+    On a mesh of several devices each runs the kernel on its own replicas and KV heads; where the
+    kernel cannot serve the shapes (`kernels.paged.unsupported_reason`, e.g. head_dim 64) this
+    warns once and attends with `paged_attention`. `block_sizes` (kv pages, queries per block):
+    None takes JAX's table tuned per TPU generation, for the TPU being compiled for (interpret
+    mode on CPU must name them).
     """
-    from ssd_jax.kernels.paged_sharding import on_mesh
+    from ssd_jax.kernels.paged import log_fallback, on_mesh, unsupported_reason
     from ssd_jax.kernels.ragged_paged_attention import ragged_paged_attention
 
     if q.shape[1] != 1 and q.shape[0] != 1:
         raise ValueError(f"the kernel path takes one query per sequence or one sequence, got q {q.shape}")
+    reason = unsupported_reason(q, pages)
+    if reason:
+        log_fallback(reason)
+        return paged_attention(q, pages, page_table, kv_lens, q_lens)
 
     def attend(q, pages, page_table, kv_lens, q_lens):
         num_seqs, num_queries, num_heads, head_dim = q.shape

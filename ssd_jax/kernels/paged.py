@@ -1,6 +1,11 @@
-"""The paged attention kernel on a device mesh: each chip attends over its own cache replicas and
-KV heads, under `shard_map` (XLA cannot partition a Mosaic kernel: "Mosaic kernels cannot be
-automatically partitioned").
+"""The TPU paged attention kernel as the sampler calls it: which calls it can serve, and how it
+runs on a device mesh.
+
+The kernel lowers only head dims that are whole 128-lane multiples and KV head counts that tile
+(`unsupported_reason`: SmolLM2-135M's 3 KV heads of 64 do not); the sampler attends with the
+gather path there. On a mesh each chip attends over its own cache replicas and KV heads, under
+`shard_map` (XLA cannot partition a Mosaic kernel: "Mosaic kernels cannot be automatically
+partitioned").
 
 The sampler calls attention once per cache replica, inside a `vmap` over the replicas, which are
 split over the mesh's batch axes. `custom_vmap` catches that vmap, so the replica axis becomes the
@@ -11,6 +16,7 @@ their query heads) split over `model`, as the cache and the projections split th
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from typing import Callable
 
@@ -18,10 +24,41 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec
 
+from ssd_jax.kernels.ragged_paged_attention import get_min_heads_per_blk
+
+logger = logging.getLogger(__name__)
+
 BATCH_AXES = ("data", "fsdp", "expert")
 HEAD_AXIS = "model"
+LANES = 128
 
 Attend = Callable[..., jax.Array]  # (q, pages, page_table, kv_lens, q_lens) -> out, on one device's shards
+
+
+def unsupported_reason(q: jax.Array, pages: jax.Array) -> str | None:
+    """Why the kernel cannot attend q `[Q, M, H, D]` over `pages` `[N, page, 2K, D]` on the
+    abstract mesh in context (each chip holding its share of the heads), or None if it can."""
+    num_heads, head_dim = q.shape[-2:]
+    if head_dim % LANES:
+        return f"head_dim {head_dim} is not a multiple of {LANES}"
+    kv_heads = pages.shape[-2] // 2
+    model = _head_shards(jax.sharding.get_abstract_mesh(), kv_heads)
+    try:
+        get_min_heads_per_blk(num_heads // model, 2 * kv_heads // model, q.dtype, pages.dtype)
+    except ValueError as error:
+        return f"{kv_heads // model} KV heads per chip: {error}"
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def log_fallback(reason: str) -> None:
+    logger.warning("paged attention: the TPU kernel cannot serve this call (%s); using the gather path", reason)
+
+
+def _head_shards(mesh, kv_heads: int) -> int:
+    """How many ways the heads split: `model`, where it divides the KV heads (as the cache splits)."""
+    model = 1 if mesh.empty else mesh.shape.get(HEAD_AXIS, 1)
+    return model if kv_heads % model == 0 else 1
 
 
 def on_mesh(attend: Attend, q: jax.Array, pages: jax.Array, page_table: jax.Array, kv_lens: jax.Array,
@@ -47,9 +84,7 @@ def _sharded(attend: Attend, mesh, replicas: int, q, pages, page_table, kv_lens,
     """`attend` per device: `replicas` > 0 leading replica axes split over the batch axes that
     divide them, heads over `model` where it divides the KV heads; each device loops over its
     own replicas."""
-    kv_heads = pages.shape[-2] // 2
-    model = mesh.shape.get(HEAD_AXIS, 1)
-    heads = HEAD_AXIS if model > 1 and kv_heads % model == 0 else None
+    heads = HEAD_AXIS if _head_shards(mesh, pages.shape[-2] // 2) > 1 else None
     rows = tuple(a for a in BATCH_AXES if mesh.shape.get(a, 1) > 1) if replicas else ()
     rows = rows if rows and replicas % math.prod(mesh.shape[a] for a in rows) == 0 else ()
     lead = (rows or None,) if replicas else ()
