@@ -598,10 +598,12 @@ def ragged_paged_attention(
     num_seqs: the dynamic number of sequences.
     sm_scale: the softmax scale which will be applied to the Q@K^T.
     num_kv_pages_per_block: number of kv pages to be processed in one flash
+      attention block in the pallas kernel (None, with num_queries_per_block:
+      `tuned_block_sizes`).
+    num_queries_per_block: number of queries to be processed in one flash
       attention block in the pallas kernel.
-    num_queries_per_block: number of kv pages to be processed in one flash
-      attention block in the pallas kernel.
-    vmem_limit_bytes: the vmem limit for the pallas kernel.
+    vmem_limit_bytes: the vmem limit for the pallas kernel (None:
+      `scoped_vmem_limit_bytes`).
 
   Returns:
     The output of the attention.
