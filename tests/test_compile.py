@@ -6,33 +6,22 @@ arguments as large as the configured page pool; the same config exits non-zero n
 program when the training step's dense attention scores, or the sampler's page pool, cannot fit.
 """
 
-import json
-import os
 import subprocess
-import sys
 import textwrap
 
 import pytest
 
 from ssd_jax.models import ModelConfig
+from tpu_topology import requires_libtpu, run_compile_launcher, write_model_dir
 
-try:
-    import libtpu  # noqa: F401
-except ImportError:
-    libtpu = None
+pytestmark = requires_libtpu
 
-pytestmark = pytest.mark.skipif(libtpu is None, reason="libtpu is not installed (pip install -e '.[test]'), "
-                                                        "so nothing can be compiled for a TPU topology")
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ModelConfig(family="qwen3", vocab_size=512, hidden_size=64, intermediate_size=128, num_layers=2,
                    num_heads=4, num_kv_heads=4, head_dim=32, qk_norm=True)
 
 
 def _config_file(tmp_path, **fields) -> str:
-    model_dir = tmp_path / "tiny"
-    model_dir.mkdir(exist_ok=True)
-    (model_dir / "config.json").write_text(json.dumps(TINY.to_hf()))
+    model_dir = write_model_dir(tmp_path, "tiny", TINY)
     settings = "\n".join(f"    c.{name} = {value!r}" for name, value in fields.items())
     path = tmp_path / "config.py"
     path.write_text(textwrap.dedent(f"""
@@ -52,11 +41,7 @@ def _config_file(tmp_path, **fields) -> str:
 
 
 def _compile(config: str, *flags: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "XLA_FLAGS")}
-    env["PYTHONPATH"] = REPO
-    return subprocess.run([sys.executable, "launch/compile.py", f"--config={config}", "--topology=v5p:2x2x1",
-                           "--max_prompt_tokens=128", *flags], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=1800)
+    return run_compile_launcher(config, "--max_prompt_tokens=128", *flags)
 
 
 def _rows(stdout: str) -> dict[str, list[str]]:

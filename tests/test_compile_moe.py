@@ -6,35 +6,20 @@ The launcher runs as a subprocess (its real exit status and output) on a v5p:2x2
 evaluator's programs hold the expert weights split over the expert axis, in the compute dtype.
 """
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
-import pytest
-
 from ssd_jax.models import ModelConfig
+from tpu_topology import requires_libtpu, run_compile_launcher, write_model_dir
 
-try:
-    import libtpu  # noqa: F401
-except ImportError:
-    libtpu = None
-
-pytestmark = pytest.mark.skipif(libtpu is None, reason="libtpu is not installed (pip install -e '.[test]'), "
-                                                        "so nothing can be compiled for a TPU topology")
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_MOE = ModelConfig(family="gpt_oss", vocab_size=512, hidden_size=64, intermediate_size=64, num_layers=2,
                        num_heads=4, num_kv_heads=2, head_dim=32, num_experts=8, num_experts_per_tok=2,
                        moe_intermediate_size=64, attention_bias=True, attention_sinks=True, layer_windows=(128, 0),
                        swiglu_limit=7.0, router_aux_loss_coef=0.01)
 
 
+@requires_libtpu
 def test_small_moe_config_fits_a_small_slice_with_an_expert_axis(tmp_path):
-    model_dir = tmp_path / "tiny_moe"
-    model_dir.mkdir()
-    (model_dir / "config.json").write_text(json.dumps(TINY_MOE.to_hf()))
+    model_dir = write_model_dir(tmp_path, "tiny_moe", TINY_MOE)
     config = tmp_path / "config.py"
     config.write_text(textwrap.dedent(f"""
         from configs import base
@@ -51,11 +36,8 @@ def test_small_moe_config_fits_a_small_slice_with_an_expert_axis(tmp_path):
             c.eval.batch_size, c.eval.max_new_tokens = 4, 64
             return c
         """))
-    env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "XLA_FLAGS")}
-    env["PYTHONPATH"] = REPO
-    result = subprocess.run([sys.executable, "launch/compile.py", f"--config={config}", "--topology=v5p:2x2x1",
-                             "--max_prompt_tokens=64", "--programs=train_step,sample_prefill,eval_decode"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    result = run_compile_launcher(config, "--max_prompt_tokens=64", "--programs=train_step,sample_prefill,eval_decode",
+                                  timeout=900)
     print(result.stdout)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:] if line.split()}
@@ -70,9 +52,7 @@ def test_sampler_programs_split_the_experts_in_the_compute_dtype(tmp_path):
     from configs import base
     from ssd_jax import compiled_fit
 
-    model_dir = tmp_path / "tiny_moe"
-    model_dir.mkdir()
-    (model_dir / "config.json").write_text(json.dumps(TINY_MOE.to_hf()))
+    model_dir = write_model_dir(tmp_path, "tiny_moe", TINY_MOE)
     c = base.get_config()
     c.model, c.dtype, c.param_dtype = str(model_dir), "bfloat16", "float32"
     c.sampling.expert_parallel, c.sampling.batch_size, c.eval.batch_size = 4, 8, 8

@@ -3,7 +3,7 @@
 The paged cache (`PagedKVCache`, below) is what the continuous-batching sampler uses: fixed-size
 pages per layer, each sequence's tokens in the pages its page-table row names, read by
 `paged_attention` (pure JAX, the CPU path and the reference) or by the TPU Pallas kernel
-(`pallas_paged_attention`).
+(`pallas_paged_attention`, through `ssd_jax.kernels.ragged_paged_attention`).
 
 The contiguous cache (`KVCache`: one `[batch, kv_heads, max_len, head_dim]` array of keys and one
 of values per layer, written with one `dynamic_update_slice` per step) backs
@@ -168,18 +168,31 @@ def pallas_paged_attention(q: jax.Array, pages: jax.Array, page_table: jax.Array
 
     Takes the two shapes the sampler uses: one query per sequence (decode, `M == 1`) or one
     sequence (a prefill chunk, `Q == 1`); both pack into the kernel's concatenated queries as is.
-    `block_sizes` (kv pages, queries per block): None takes the kernel's table tuned per TPU
-    generation (which needs a real TPU to look up; interpret mode on CPU names them).
+    On a mesh of several devices each runs the kernel on its own replicas and KV heads; where the
+    kernel cannot serve the shapes (`kernels.paged.unsupported_reason`, e.g. head_dim 64) this
+    warns once and attends with `paged_attention`. `block_sizes` (kv pages, queries per block):
+    None takes JAX's table tuned per TPU generation, for the TPU being compiled for (interpret
+    mode on CPU must name them).
     """
-    from jax.experimental.pallas.ops.tpu.ragged_paged_attention import ragged_paged_attention
+    from ssd_jax.kernels.paged import log_fallback, on_mesh, unsupported_reason
+    from ssd_jax.kernels.ragged_paged_attention import ragged_paged_attention
 
-    num_seqs, num_queries, num_heads, head_dim = q.shape
-    if num_queries != 1 and num_seqs != 1:
+    if q.shape[1] != 1 and q.shape[0] != 1:
         raise ValueError(f"the kernel path takes one query per sequence or one sequence, got q {q.shape}")
-    cu_q_lens = jnp.concatenate([jnp.zeros((1,), jnp.int32), jnp.cumsum(q_lens.astype(jnp.int32))])
-    out = ragged_paged_attention(
-        q.reshape(num_seqs * num_queries, num_heads, head_dim), pages, kv_lens.astype(jnp.int32),
-        page_table.astype(jnp.int32), cu_q_lens, jnp.array([num_seqs], jnp.int32), sm_scale=head_dim**-0.5,
-        num_kv_pages_per_block=block_sizes and block_sizes[0], num_queries_per_block=block_sizes and block_sizes[1],
-    )
-    return out.reshape(q.shape)
+    reason = unsupported_reason(q, pages)
+    if reason:
+        log_fallback(reason)
+        return paged_attention(q, pages, page_table, kv_lens, q_lens)
+
+    def attend(q, pages, page_table, kv_lens, q_lens):
+        num_seqs, num_queries, num_heads, head_dim = q.shape
+        cu_q_lens = jnp.concatenate([jnp.zeros((1,), jnp.int32), jnp.cumsum(q_lens.astype(jnp.int32))])
+        out = ragged_paged_attention(
+            q.reshape(num_seqs * num_queries, num_heads, head_dim), pages, kv_lens.astype(jnp.int32),
+            page_table.astype(jnp.int32), cu_q_lens, jnp.array([num_seqs], jnp.int32), sm_scale=head_dim**-0.5,
+            num_kv_pages_per_block=block_sizes and block_sizes[0],
+            num_queries_per_block=block_sizes and block_sizes[1],
+        )
+        return out.reshape(q.shape)
+
+    return on_mesh(attend, q, pages, page_table, kv_lens, q_lens)
