@@ -7,8 +7,9 @@ and read their memory figures, without weights or devices. The page pool is the 
 max_new_tokens` tokens; the decode step reads page tables as wide as such a sample, the prefill
 chunk page tables as wide as such a prompt.
 
-Attention is the gather path here: the TPU Pallas kernel looks its block sizes up on a live TPU,
-which an ahead-of-time compile on another host does not have.
+Attention is what the engine runs on the mesh's platform: on a TPU topology the Pallas kernel
+(`kernels/ragged_paged_attention`, block sizes tuned for the chip compiled for, or the gather
+path where it cannot serve the shapes), elsewhere the gather path.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def sampler_compile_targets(model_config: ModelConfig, *, mesh: jax.sharding.Mes
     rows = replica_sharding(mesh)
     leaves, treedef = jax.tree.flatten(shardings)
     decode, prefill, _, _ = jitted_programs(graphdef, treedef, tuple(leaves), rows, pages, config,
-                                            False, False)
+                                            False, mesh.devices.flat[0].platform == "tpu")
 
     def struct(shape, dtype_, sharding=rows):
         return jax.ShapeDtypeStruct(shape, jnp.dtype(dtype_), sharding=sharding)
