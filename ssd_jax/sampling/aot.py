@@ -27,7 +27,7 @@ from ssd_jax.sampling.engine import (
     SlotInputs, cache_replicas, cache_sharding, jitted_programs, replica_sharding,
 )
 from ssd_jax.sampling.pages import default_pool_pages, prefix_pages, sample_pages
-from ssd_jax.sampling.sampler import _width
+from ssd_jax.sampling.scheduler import table_width
 
 
 def sampler_compile_targets(model_config: ModelConfig, *, mesh: jax.sharding.Mesh, dtype: str, batch_size: int,
@@ -65,9 +65,9 @@ def sampler_compile_targets(model_config: ModelConfig, *, mesh: jax.sharding.Mes
                         struct(slot, jnp.int32), struct(slot, jnp.float32), struct((*slot, 2), jnp.uint32),
                         struct(slot, jnp.int32), struct(slot, jnp.int32), struct(slot, jnp.float32))
     seed = struct((), jnp.uint32, NamedSharding(mesh, PartitionSpec()))
-    decode_width = _width(-(-(total - 1) // page_size))  # the last step's kv_len is total - 1
+    decode_width = table_width(-(-(total - 1) // page_size))  # the last step's kv_len is total - 1
     decode_args = (params, None, cache, inputs, struct((*slot, decode_width), jnp.int32), seed)
     prefill_args = (params, None, cache, struct((replicas, prefill_chunk), jnp.int32), struct((replicas,), jnp.int32),
                     struct((replicas,), jnp.int32),
-                    struct((replicas, _width(prefix_pages(max_prompt_tokens, page_size))), jnp.int32))
+                    struct((replicas, table_width(prefix_pages(max_prompt_tokens, page_size))), jnp.int32))
     return {"prefill": (prefill, prefill_args), "decode": (decode, decode_args)}
