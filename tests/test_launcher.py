@@ -40,8 +40,8 @@ def _launch(chips: int, **env: str) -> subprocess.CompletedProcess:
 def test_a_host_without_accelerators_runs_on_the_cpu_without_tpu_warnings():
     run = _launch(0, START_BACKENDS="1")
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split("\n")[:2] == ["JAX_PLATFORMS cpu", "platform cpu"]
     assert "TPU" not in run.stderr and "tpu" not in run.stderr, run.stderr
+    assert run.stdout.split("\n")[:2] == ["JAX_PLATFORMS cpu", "platform cpu"]
 
 
 def test_a_tpu_vm_and_a_chosen_platform_are_left_alone():
