@@ -13,7 +13,7 @@ import torch
 import transformers
 from flax import nnx
 
-from ssd_jax.checkpoints.hf import model_from_tensors
+from ssd_jax.checkpoints.hf import export_hf, model_from_tensors
 from ssd_jax.checkpoints.tensor_source import SafetensorsSource
 from ssd_jax.models import ModelConfig, init_cache
 
@@ -79,7 +79,6 @@ def hf_logits(model: transformers.PreTrainedModel, tokens) -> "numpy.ndarray":
         return model(torch.as_tensor(tokens)).logits.float().numpy()
 
 
-
 def tiny_fixture(variants: dict):
     """A module-scoped fixture over `variants`: (variant, checkpoint directory, HF model)."""
 
@@ -140,7 +139,5 @@ def prefill_then_decode(model, tokens: np.ndarray, prompt: int, max_len: int = 3
 
 def exported_and_reloaded(model, directory: str) -> transformers.PreTrainedModel:
     """`model` exported as an HF checkpoint into `directory`, read back by transformers."""
-    from ssd_jax.checkpoints.hf import export_hf
-
     export_hf(model, directory)
     return transformers.AutoModelForCausalLM.from_pretrained(directory).eval()
