@@ -32,7 +32,7 @@ from ssd_jax.data.examples import OVERLONG_POLICIES
 from ssd_jax.data.filtering import FILTER_RULES, TRUNCATED_POLICIES
 from ssd_jax.data.prompts import SOURCES as PROMPT_SOURCES
 from ssd_jax.errors import ConfigError
-from ssd_jax.evaluation.evaluator import PROMPT_STYLES
+from ssd_jax.evaluation.prompts import PROMPT_STYLES
 from ssd_jax.evaluation.grading import RUNNERS as GRADERS
 from ssd_jax.evaluation.report import HEADLINE_RULES
 from ssd_jax.models.config import ATTENTION_IMPLEMENTATIONS, REMAT_POLICIES

@@ -16,6 +16,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from ssd_jax import launcher
 from ssd_jax.errors import SsdJaxError
 from ssd_jax.logs import quiet_library_logs
 
@@ -55,4 +56,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    launcher.run(main)

@@ -5,6 +5,14 @@ missing or corrupt input, a refused resume) and a `--config` file or override th
 load. They print as `<launcher>: error: <message>` on stderr and exit with status 1 (2 for a
 command line that does not parse). Anything else is a bug and shows its traceback. `--debug`
 (or the environment variable SSD_JAX_DEBUG=1) shows the traceback of expected errors too.
+
+On a host with neither a TPU chip nor a GPU, the launchers run JAX on the CPU alone
+(`JAX_PLATFORMS=cpu`) unless `JAX_PLATFORMS` is already set. Otherwise, where libtpu is installed
+(the test extra installs it to compile for TPU topologies), JAX would load libtpu to look for a
+chip that is not there, and libtpu prints its warnings about an unknown accelerator type and
+worker hostnames on every run. A TPU VM (a Google TPU chip on the PCI bus) and a GPU host are
+left exactly as they are, so nothing the TPU runtime says there is hidden. Compiling for a TPU
+topology (`launch/compile.py`) still loads libtpu, and still shows what it prints.
 """
 
 from __future__ import annotations
@@ -25,8 +33,25 @@ _DID_YOU_MEAN = re.compile(r'Did you mean \\?"(\w+)\\?" instead of \\?"(\w+)\\?"
 
 
 def run(main: Callable[[list[str]], Any]) -> None:
-    """`absl.app.run(main)` with the error conventions of the module docstring."""
+    """`absl.app.run(main)` with the error conventions of the module docstring, on the CPU alone
+    where the host has no accelerator."""
+    _cpu_only_without_accelerators()
     app.run(lambda argv: _one_line_errors(main, argv), flags_parser=_parse_flags)
+
+
+def _cpu_only_without_accelerators() -> None:
+    """Sets `JAX_PLATFORMS=cpu` (for this process and its children) where it is unset and JAX's
+    own hardware checks find no TPU chip and no GPU; see the module docstring."""
+    import jax
+    from jax._src import hardware_utils  # what JAX itself checks before it initialises a Cloud TPU
+
+    if os.environ.get("JAX_PLATFORMS") or jax.config.jax_platforms:
+        return
+    if (hardware_utils.num_available_tpu_chips_and_device_id()[0] or hardware_utils.has_visible_nvidia_gpu()
+            or hardware_utils.num_available_amd_gpus(stop_at=1)):
+        return
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    jax.config.update("jax_platforms", "cpu")  # JAX read the environment when it was imported
 
 
 def given_config(config_flag: flags.FlagHolder) -> Any:

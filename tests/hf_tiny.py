@@ -1,9 +1,21 @@
-"""Tiny random HF transformers checkpoints, the numerical truth for model tests."""
+"""Tiny random HF transformers checkpoints, the numerical truth for model tests, and what the
+HF-parity tests share: the checkpoint as a module fixture, ssd-jax's model loaded from it, and
+its forward passes (whole sequence, packed segments, through the KV cache)."""
 
 from __future__ import annotations
 
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
 import torch
 import transformers
+from flax import nnx
+
+from ssd_jax.checkpoints.hf import export_hf, model_from_tensors
+from ssd_jax.checkpoints.tensor_source import SafetensorsSource
+from ssd_jax.models import ModelConfig, init_cache
 
 TINY = dict(vocab_size=160, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
@@ -66,3 +78,66 @@ def hf_logits(model: transformers.PreTrainedModel, tokens) -> "numpy.ndarray":
     with torch.no_grad():
         return model(torch.as_tensor(tokens)).logits.float().numpy()
 
+
+def tiny_fixture(variants: dict):
+    """A module-scoped fixture over `variants`: (variant, checkpoint directory, HF model)."""
+
+    @pytest.fixture(scope="module", params=sorted(variants))
+    def tiny(request, tmp_path_factory):
+        directory = str(tmp_path_factory.mktemp(request.param))
+        return request.param, directory, save_tiny(request.param, directory)
+
+    return tiny
+
+
+def load_ours(directory: str, mesh=None, **overrides):
+    """ssd-jax's model read from the HF checkpoint in `directory` (`overrides`: ModelConfig fields)."""
+    with open(f"{directory}/config.json") as f:
+        config = ModelConfig.from_hf(json.load(f), **overrides)
+    return model_from_tensors(config, SafetensorsSource(directory), mesh)
+
+
+def random_tokens(batch: int = 3, length: int = 37, vocab: int = 160, seed: int = 0) -> np.ndarray:
+    return np.random.RandomState(seed).randint(0, vocab, (batch, length)).astype(np.int32)
+
+
+@nnx.jit
+def forward(model, tokens, positions=None, segment_ids=None):
+    return model(tokens, positions, segment_ids)
+
+
+@nnx.jit
+def forward_cached(model, tokens, positions, cache, write_index, key_mask):
+    return model.forward_cached(tokens, positions, cache, write_index, key_mask)
+
+
+def packed(lengths: list[int]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Random sequences of `lengths` and their packing into one row: (pieces, tokens, positions,
+    segment ids numbered from 1)."""
+    pieces = [random_tokens(1, n, seed=i)[0] for i, n in enumerate(lengths)]
+    tokens = np.concatenate(pieces)[None]
+    segments = np.concatenate([np.full(n, i + 1) for i, n in enumerate(lengths)])[None]
+    positions = np.concatenate([np.arange(n) for n in lengths])[None]
+    return pieces, tokens, positions, segments
+
+
+def prefill_then_decode(model, tokens: np.ndarray, prompt: int, max_len: int = 32) -> np.ndarray:
+    """Logits of every position of `tokens`: the first `prompt` tokens prefilled into a fresh
+    contiguous KV cache of `max_len` slots, then one token per step."""
+    batch = tokens.shape[0]
+    cache = init_cache(model.config, batch, max_len)
+    slots = jnp.arange(max_len)[None].repeat(batch, 0)
+    logits, cache = forward_cached(
+        model, jnp.asarray(tokens[:, :prompt]), slots[:, :prompt], cache, jnp.int32(0), slots < prompt)
+    steps = [np.asarray(logits)]
+    for t in range(prompt, tokens.shape[1]):
+        logits, cache = forward_cached(
+            model, jnp.asarray(tokens[:, t:t + 1]), slots[:, t:t + 1], cache, jnp.int32(t), slots <= t)
+        steps.append(np.asarray(logits))
+    return np.concatenate(steps, axis=1)
+
+
+def exported_and_reloaded(model, directory: str) -> transformers.PreTrainedModel:
+    """`model` exported as an HF checkpoint into `directory`, read back by transformers."""
+    export_hf(model, directory)
+    return transformers.AutoModelForCausalLM.from_pretrained(directory).eval()

@@ -94,7 +94,9 @@ def test_evaluation_grid_runs_base_with_adaptive_decoding_beside_base_and_ssd(tm
     and record, and an identity of its own (so a store never mixes its samples with plain base's)."""
     from configs import base
     from ssd_jax.errors import ConfigError
-    from ssd_jax.evaluation.evaluator import Generated, JsonlStore, ModelSpec, generate_missing
+    from ssd_jax.evaluation.evaluator import generate_missing
+    from ssd_jax.evaluation.generation import Generated
+    from ssd_jax.evaluation.jsonl_store import JsonlStore
     from ssd_jax.problems import load_benchmark
     from ssd_jax.stages.evaluate import models_from_config, settings_from_config
 

@@ -8,7 +8,9 @@ from settings_from_config import eval_settings
 from ml_collections import ConfigDict
 
 from configs import base
-from ssd_jax.evaluation.evaluator import Generated, JsonlStore, ModelSpec, grade_missing
+from ssd_jax.evaluation.evaluator import ModelSpec, grade_missing
+from ssd_jax.evaluation.generation import Generated
+from ssd_jax.evaluation.jsonl_store import JsonlStore
 from ssd_jax.evaluation.report import format_table
 from ssd_jax.stages import evaluate
 

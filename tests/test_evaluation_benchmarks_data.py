@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ssd_jax.evaluation.evaluator import SYSTEM_MESSAGE_GENERIC, benchmark_messages
+from ssd_jax.evaluation.prompts import SYSTEM_MESSAGE_GENERIC, benchmark_messages
 from ssd_jax.problems import load_benchmark
 from ssd_jax.problems.humaneval import default_humaneval_path
 from ssd_jax.problems.safe_pickle import UnsafePickleError, decode_compressed

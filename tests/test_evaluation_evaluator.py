@@ -7,7 +7,9 @@ import pytest
 from settings_from_config import eval_settings
 
 from ssd_jax.errors import ConfigError, InputError
-from ssd_jax.evaluation.evaluator import EvalSettings, Generated, JsonlStore, ModelSpec, evaluate
+from ssd_jax.evaluation.evaluator import EvalSettings, ModelSpec, evaluate
+from ssd_jax.evaluation.generation import Generated
+from ssd_jax.evaluation.jsonl_store import JsonlStore
 from ssd_jax.evaluation.report import format_table
 from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.problems import load_benchmark
@@ -200,7 +202,7 @@ def test_the_base_model_gets_the_base_truncation():
 def test_evaluation_sampler_takes_its_paged_cache_from_the_eval_settings():
     """`eval.page_size`/`kv_cache_pages` reach the evaluator's Sampler: a pool too small for one
     sample is refused up front, naming the field to raise; a large enough one samples."""
-    from ssd_jax.evaluation.evaluator import GenerationRequest, sampler_generate_fn
+    from ssd_jax.evaluation.generation import GenerationRequest, sampler_generate_fn
 
     request = GenerationRequest("p", 0, ({"role": "user", "content": "def f():"},), 0.0, 0, 1.0)
     small = sampler_generate_fn(max_new_tokens=8, batch_size=1, seed=0, cache=dict(page_size=4, kv_cache_pages=2))

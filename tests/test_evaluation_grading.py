@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ssd_jax.evaluation.engine import GradingJob, grade_all
-from ssd_jax.evaluation.evaluator import extract_code
+from ssd_jax.evaluation.prompts import extract_code
 from ssd_jax.evaluation.grading import GradeResult, grade, stdout_matches, value_matches
 from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
 from ssd_jax.evaluation.sandbox.limits import Limits

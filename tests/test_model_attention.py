@@ -2,7 +2,6 @@
 and gradients, at the tolerances of test_model_vs_hf.py."""
 
 import functools
-import json
 
 import jax
 import jax.numpy as jnp
@@ -10,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
-from hf_tiny import hf_logits, save_tiny
+from hf_tiny import hf_logits, load_ours, save_tiny
 
-from ssd_jax.checkpoints.hf import hf_tensors, model_from_tensors
-from ssd_jax.checkpoints.tensor_source import SafetensorsSource
-from ssd_jax.models import ModelConfig, blockwise_attention, self_attention
+from ssd_jax.checkpoints.hf import hf_tensors
+from ssd_jax.models import blockwise_attention, self_attention
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +28,11 @@ def small_blocks(monkeypatch):
     monkeypatch.setattr(self_attention, "blockwise_attention", small)
 
 
-def _load(directory, **overrides):
-    with open(f"{directory}/config.json") as f:
-        config = ModelConfig.from_hf(json.load(f), **overrides)
-    return model_from_tensors(config, SafetensorsSource(directory), None)
-
-
 @pytest.mark.parametrize("attention, remat", [("blockwise", "save_qkv"), ("blockwise", "save_dots")])
 def test_logits_and_gradients_match_transformers(qwen3, small_blocks, attention, remat):
     directory, reference = qwen3
     tokens = np.random.RandomState(0).randint(0, 160, (2, 37)).astype(np.int32)
-    model = _load(directory, attention=attention, remat=remat)
+    model = load_ours(directory, attention=attention, remat=remat)
     logits = jax.jit(lambda m, t: m(t))(model, jnp.asarray(tokens))
     np.testing.assert_allclose(np.asarray(logits), hf_logits(reference, tokens), atol=1e-4, rtol=0)
 
@@ -62,7 +54,7 @@ def test_logits_and_gradients_match_transformers(qwen3, small_blocks, attention,
 
 def test_packed_rows_with_blockwise_equal_separate_runs(qwen3, small_blocks):
     directory, _ = qwen3
-    model = _load(directory, attention="blockwise")
+    model = load_ours(directory, attention="blockwise")
     lengths = [11, 17, 9]
     pieces = [np.random.RandomState(i).randint(0, 160, n).astype(np.int32) for i, n in enumerate(lengths)]
     segments = np.concatenate([np.full(n, i + 1) for i, n in enumerate(lengths)])[None]

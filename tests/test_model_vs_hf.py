@@ -1,7 +1,6 @@
 """Our Flax models compute what HF transformers computes: logits, packing, KV cache, sharding."""
 
 import copy
-import json
 
 import jax
 import jax.numpy as jnp
@@ -10,52 +9,39 @@ import pytest
 import torch
 import transformers
 from flax import nnx
-from hf_tiny import VARIANTS, hf_logits, save_tiny
+from hf_tiny import (
+    VARIANTS,
+    exported_and_reloaded,
+    forward,
+    forward_cached,
+    hf_logits,
+    load_ours,
+    packed,
+    prefill_then_decode,
+    random_tokens,
+    save_tiny,
+    tiny_fixture,
+)
 
-from ssd_jax.checkpoints.hf import export_hf, hf_tensors, model_from_tensors
-from ssd_jax.checkpoints.tensor_source import SafetensorsSource
+from ssd_jax.checkpoints.hf import hf_tensors
 from ssd_jax.models import ModelConfig, UnsupportedModelError, init_cache
 from ssd_jax.parallel import make_mesh
 
-
-@nnx.jit
-def _forward(model, tokens, positions=None, segment_ids=None):
-    return model(tokens, positions, segment_ids)
-
-
-@nnx.jit
-def _forward_cached(model, tokens, positions, cache, write_index, key_mask):
-    return model.forward_cached(tokens, positions, cache, write_index, key_mask)
-
-
-def _tokens(batch=3, length=37, vocab=160, seed=0):
-    return np.random.RandomState(seed).randint(0, vocab, (batch, length)).astype(np.int32)
-
-
-def _load(directory, mesh=None, **overrides):
-    with open(f"{directory}/config.json") as f:
-        config = ModelConfig.from_hf(json.load(f), **overrides)
-    return model_from_tensors(config, SafetensorsSource(directory), mesh)
-
-
-@pytest.fixture(scope="module", params=sorted(VARIANTS))
-def tiny(request, tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp(request.param))
-    return request.param, directory, save_tiny(request.param, directory)
+tiny = tiny_fixture(VARIANTS)
 
 
 def test_logits_match_transformers(tiny):
     _, directory, reference = tiny
-    tokens = _tokens()
-    ours = np.asarray(_load(directory)(jnp.asarray(tokens)))
+    tokens = random_tokens()
+    ours = np.asarray(load_ours(directory)(jnp.asarray(tokens)))
     np.testing.assert_allclose(ours, hf_logits(reference, tokens), atol=1e-4, rtol=0)
 
 
 def test_gradients_match_transformers(tiny):
     """The hand-written backward passes (gated MLP, attention) against torch autograd of HF's model."""
     _, directory, reference = tiny
-    tokens = _tokens(2, 29)
-    model = _load(directory)
+    tokens = random_tokens(2, 29)
+    model = load_ours(directory)
     graphdef, params = nnx.split(model, nnx.Param)
 
     def next_token_loss(params):
@@ -76,66 +62,50 @@ def test_gradients_match_transformers(tiny):
 
 def test_packed_segments_equal_separate_runs(tiny):
     _, directory, _ = tiny
-    model = _load(directory)
-    lengths = [11, 17, 9]
-    pieces = [_tokens(1, n, seed=i)[0] for i, n in enumerate(lengths)]
-    packed = np.concatenate(pieces)[None]
-    segments = np.concatenate([np.full(n, i + 1) for i, n in enumerate(lengths)])[None]
-    positions = np.concatenate([np.arange(n) for n in lengths])[None]
-    logits = np.asarray(_forward(model, jnp.asarray(packed), jnp.asarray(positions), jnp.asarray(segments)))
+    model = load_ours(directory)
+    pieces, tokens, positions, segments = packed([11, 17, 9])
+    logits = np.asarray(forward(model, jnp.asarray(tokens), jnp.asarray(positions), jnp.asarray(segments)))
     start = 0
     for piece in pieces:
-        alone = np.asarray(_forward(model, jnp.asarray(piece[None])))
+        alone = np.asarray(forward(model, jnp.asarray(piece[None])))
         np.testing.assert_allclose(logits[:, start : start + len(piece)], alone, atol=1e-5, rtol=0)
         start += len(piece)
 
 
 def test_prefill_then_decode_matches_full_forward(tiny):
     _, directory, _ = tiny
-    model = _load(directory)
-    tokens = _tokens(2, 24)
-    full = np.asarray(_forward(model, jnp.asarray(tokens)))
-    max_len, prompt = 32, 10
-    cache = init_cache(model.config, 2, max_len)
-    slots = jnp.arange(max_len)[None].repeat(2, 0)
-    logits, cache = _forward_cached(model,
-        jnp.asarray(tokens[:, :prompt]), slots[:, :prompt], cache, jnp.int32(0), slots < prompt
-    )
-    steps = [np.asarray(logits)]
-    for t in range(prompt, tokens.shape[1]):
-        logits, cache = _forward_cached(model,
-            jnp.asarray(tokens[:, t : t + 1]), slots[:, t : t + 1], cache, jnp.int32(t), slots <= t
-        )
-        steps.append(np.asarray(logits))
-    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5, rtol=0)
+    model = load_ours(directory)
+    tokens = random_tokens(2, 24)
+    full = np.asarray(forward(model, jnp.asarray(tokens)))
+    np.testing.assert_allclose(prefill_then_decode(model, tokens, prompt=10, max_len=32), full, atol=1e-5, rtol=0)
 
 
 def test_left_padded_prefill_matches_unpadded(tiny):
     _, directory, _ = tiny
-    model = _load(directory)
-    tokens = _tokens(1, 12)
+    model = load_ours(directory)
+    tokens = random_tokens(1, 12)
     pad, max_len = 5, 20
     padded = np.concatenate([np.zeros((1, pad), np.int32), tokens], axis=1)
     positions = np.maximum(np.arange(pad + 12) - pad, 0)[None]
     key_mask = (np.arange(max_len) >= pad)[None]
-    logits, _ = _forward_cached(model,
+    logits, _ = forward_cached(model,
         jnp.asarray(padded), jnp.asarray(positions), init_cache(model.config, 1, max_len), jnp.int32(0),
         jnp.asarray(key_mask),
     )
-    np.testing.assert_allclose(np.asarray(logits)[:, pad:], np.asarray(_forward(model, jnp.asarray(tokens))), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(logits)[:, pad:], np.asarray(forward(model, jnp.asarray(tokens))), atol=1e-5)
 
 
 def _check_sharded(directory, reference, shape):
     mesh = make_mesh(*shape)
-    model = _load(directory, mesh)
+    model = load_ours(directory, mesh)
     if shape[2] > 1:
         assert model.blocks.gate_proj[...].sharding.spec[2] == "model", "mlp should be split over `model`"
         heads_split = model.blocks.k_proj[...].sharding.spec[2] == "model"
         assert heads_split == (model.config.num_kv_heads % shape[2] == 0), "kv heads split only where they divide"
     if shape[1] > 1:
         assert model.embed[...].sharding.spec[1] == "fsdp", "embed should be split over `fsdp`"
-    tokens = _tokens(8, 16)
-    ours = np.asarray(_forward(model, jnp.asarray(tokens)))
+    tokens = random_tokens(8, 16)
+    ours = np.asarray(forward(model, jnp.asarray(tokens)))
     np.testing.assert_allclose(ours, hf_logits(reference, tokens), atol=1e-4, rtol=0)
 
 
@@ -153,9 +123,8 @@ def test_every_mesh_shape(shape, tmp_path_factory):
 
 def test_export_round_trip(tiny, tmp_path):
     _, directory, reference = tiny
-    export_hf(_load(directory), str(tmp_path))
-    reloaded = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path)).eval()
-    tokens = _tokens()
+    reloaded = exported_and_reloaded(load_ours(directory), str(tmp_path))
+    tokens = random_tokens()
     np.testing.assert_allclose(hf_logits(reloaded, tokens), hf_logits(reference, tokens), atol=1e-6, rtol=0)
 
 
@@ -166,8 +135,8 @@ BFLOAT16_ATOL = 0.02
 
 def test_bfloat16_compute_stays_close(tiny):
     _, directory, reference = tiny
-    tokens = _tokens()
-    ours = np.asarray(_load(directory, dtype="bfloat16", param_dtype="bfloat16")(jnp.asarray(tokens)))
+    tokens = random_tokens()
+    ours = np.asarray(load_ours(directory, dtype="bfloat16", param_dtype="bfloat16")(jnp.asarray(tokens)))
     assert ours.dtype == np.float32
     expected = hf_logits(reference, tokens)
     np.testing.assert_allclose(ours, expected, atol=BFLOAT16_ATOL, rtol=0)

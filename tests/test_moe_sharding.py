@@ -1,18 +1,14 @@
 """Expert parallelism on 8 fake devices: a mixture-of-experts model's logits and one training
 step on meshes with an `expert` axis equal the single-device results."""
 
-import json
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 from flax import nnx
-from hf_tiny import hf_logits, save_tiny
+from hf_tiny import hf_logits, load_ours, save_tiny
 
-from ssd_jax.checkpoints.hf import model_from_tensors
-from ssd_jax.checkpoints.tensor_source import SafetensorsSource
 from ssd_jax.models import ModelConfig
 from ssd_jax.parallel import make_mesh, single_device_mesh
 from ssd_jax.training import state
@@ -31,9 +27,7 @@ def tiny(tmp_path_factory):
 
 
 def _load(directory, mesh):
-    with open(f"{directory}/config.json") as f:
-        config = ModelConfig.from_hf(json.load(f), attention="reference")
-    return model_from_tensors(config, SafetensorsSource(directory), mesh)
+    return load_ours(directory, mesh, attention="reference")
 
 
 def _logits(model, mesh, tokens):

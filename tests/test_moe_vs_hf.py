@@ -3,51 +3,35 @@ cache, the router's load-balancing loss, export, and the same results on expert-
 
 import json
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
 import transformers
 from flax import nnx
-from hf_tiny import MOE_VARIANTS, hf_logits, save_tiny
+from hf_tiny import (
+    MOE_VARIANTS,
+    exported_and_reloaded,
+    forward,
+    hf_logits,
+    load_ours,
+    packed,
+    prefill_then_decode,
+    random_tokens,
+    save_tiny,
+    tiny_fixture,
+)
 
-from ssd_jax.checkpoints.hf import export_hf, model_from_tensors
-from ssd_jax.checkpoints.tensor_source import SafetensorsSource
-from ssd_jax.models import ModelConfig, UnsupportedModelError, init_cache
+from ssd_jax.models import ModelConfig, UnsupportedModelError
 from ssd_jax.models.kv_cache import init_paged_cache
 
-
-@nnx.jit
-def _forward(model, tokens, positions=None, segment_ids=None):
-    return model(tokens, positions, segment_ids)
-
-
-@nnx.jit
-def _forward_cached(model, tokens, positions, cache, write_index, key_mask):
-    return model.forward_cached(tokens, positions, cache, write_index, key_mask)
-
-
-def _tokens(batch=3, length=37, vocab=160, seed=0):
-    return np.random.RandomState(seed).randint(0, vocab, (batch, length)).astype(np.int32)
-
-
-def _load(directory, mesh=None, **overrides):
-    with open(f"{directory}/config.json") as f:
-        config = ModelConfig.from_hf(json.load(f), **overrides)
-    return model_from_tensors(config, SafetensorsSource(directory), mesh)
-
-
-@pytest.fixture(scope="module", params=sorted(MOE_VARIANTS))
-def tiny(request, tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp(request.param))
-    return request.param, directory, save_tiny(request.param, directory)
+tiny = tiny_fixture(MOE_VARIANTS)
 
 
 def test_logits_match_transformers(tiny):
     _, directory, reference = tiny
-    tokens = _tokens()
-    ours = np.asarray(_forward(_load(directory), jnp.asarray(tokens)))
+    tokens = random_tokens()
+    ours = np.asarray(forward(load_ours(directory), jnp.asarray(tokens)))
     theirs = hf_logits(reference, tokens)
     print(f"largest logit difference: {np.abs(ours - theirs).max():.2e}")
     np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=0)
@@ -56,11 +40,9 @@ def test_logits_match_transformers(tiny):
 def test_packed_segments_match_transformers_per_segment(tiny):
     _, directory, reference = tiny
     lengths = [11, 17, 9]
-    pieces = [_tokens(1, n, seed=i)[0] for i, n in enumerate(lengths)]
-    packed = np.concatenate(pieces)[None]
-    segments = np.concatenate([np.full(n, i + 1) for i, n in enumerate(lengths)])[None]
-    positions = np.concatenate([np.arange(n) for n in lengths])[None]
-    logits = np.asarray(_forward(_load(directory), jnp.asarray(packed), jnp.asarray(positions), jnp.asarray(segments)))
+    pieces, tokens, positions, segments = packed(lengths)
+    logits = np.asarray(forward(load_ours(directory), jnp.asarray(tokens), jnp.asarray(positions),
+                                jnp.asarray(segments)))
     starts = np.cumsum([0, *lengths])
     for piece, start in zip(pieces, starts):
         np.testing.assert_allclose(logits[:, start:start + len(piece)], hf_logits(reference, piece[None]),
@@ -69,19 +51,10 @@ def test_packed_segments_match_transformers_per_segment(tiny):
 
 def test_prefill_then_decode_matches_transformers(tiny):
     _, directory, reference = tiny
-    model = _load(directory)
-    tokens = _tokens(2, 24)
-    max_len, prompt = 32, 10
-    cache = init_cache(model.config, 2, max_len)
-    slots = jnp.arange(max_len)[None].repeat(2, 0)
-    logits, cache = _forward_cached(
-        model, jnp.asarray(tokens[:, :prompt]), slots[:, :prompt], cache, jnp.int32(0), slots < prompt)
-    steps = [np.asarray(logits)]
-    for t in range(prompt, tokens.shape[1]):
-        logits, cache = _forward_cached(
-            model, jnp.asarray(tokens[:, t:t + 1]), slots[:, t:t + 1], cache, jnp.int32(t), slots <= t)
-        steps.append(np.asarray(logits))
-    np.testing.assert_allclose(np.concatenate(steps, axis=1), hf_logits(reference, tokens), atol=1e-4, rtol=0)
+    model = load_ours(directory)
+    tokens = random_tokens(2, 24)
+    np.testing.assert_allclose(prefill_then_decode(model, tokens, prompt=10, max_len=32), hf_logits(reference, tokens),
+                               atol=1e-4, rtol=0)
 
 
 @nnx.jit
@@ -93,8 +66,8 @@ def test_paged_prefill_and_decode_match_transformers(tiny):
     """The continuous-batching sampler's path: a prompt prefilled in two chunks into scattered
     pages, then one token at a time; longer than gpt-oss's window, so window and sinks matter."""
     _, directory, reference = tiny
-    model = _load(directory)
-    tokens = _tokens(1, 30)
+    model = load_ours(directory)
+    tokens = random_tokens(1, 30)
     page_size, chunk = 4, 7
     page_table = jnp.asarray([[5, 2, 7, 1, 3, 6, 4, 8]], jnp.int32)  # 8 pages of 4 hold 32 tokens
     cache = init_paged_cache(model.config, num_pages=9, page_size=page_size)
@@ -117,10 +90,10 @@ def test_router_loss_matches_transformers(tiny):
     """The load-balancing loss over real tokens (segment id ≠ 0) equals transformers' `aux_loss`
     with the same tokens as its attention mask."""
     _, directory, reference = tiny
-    tokens = _tokens(2, 19)
+    tokens = random_tokens(2, 19)
     segments = np.ones_like(tokens)
     segments[1, 13:] = 0  # padding at the end of row 1
-    model = _load(directory)
+    model = load_ours(directory)
     _, ours = nnx.jit(lambda m, t, s: m.hidden_states_and_router_loss(t, None, s))(
         model, jnp.asarray(tokens), jnp.asarray(segments))
     with torch.no_grad():
@@ -131,9 +104,8 @@ def test_router_loss_matches_transformers(tiny):
 
 def test_export_round_trip(tiny, tmp_path):
     _, directory, reference = tiny
-    export_hf(_load(directory), str(tmp_path))
-    reloaded = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path)).eval()
-    tokens = _tokens()
+    reloaded = exported_and_reloaded(load_ours(directory), str(tmp_path))
+    tokens = random_tokens()
     np.testing.assert_allclose(hf_logits(reloaded, tokens), hf_logits(reference, tokens), atol=1e-6, rtol=0)
 
 
@@ -183,13 +155,13 @@ def test_mxfp4_experts_match_transformers_dequantised(tmp_path):
     _write_mxfp4_checkpoint(str(tmp_path))
     reference = transformers.GptOssForCausalLM.from_pretrained(
         str(tmp_path), quantization_config=transformers.Mxfp4Config(dequantize=True), dtype=torch.float32).eval()
-    model = _load(str(tmp_path))
+    model = load_ours(str(tmp_path))
     ours = hf_tensors(model)
     expert_tensors = [n for n, _ in reference.named_parameters() if n.endswith(("gate_up_proj", "down_proj"))]
     assert len(expert_tensors) == 4
     for name, param in reference.named_parameters():
         if name in expert_tensors:
             np.testing.assert_array_equal(ours[name], param.detach().numpy(), err_msg=name)
-    tokens = _tokens(2, 21)
-    np.testing.assert_allclose(np.asarray(_forward(model, jnp.asarray(tokens))), hf_logits(reference, tokens),
+    tokens = random_tokens(2, 21)
+    np.testing.assert_allclose(np.asarray(forward(model, jnp.asarray(tokens))), hf_logits(reference, tokens),
                                atol=1e-4, rtol=0)

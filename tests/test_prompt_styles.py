@@ -10,7 +10,7 @@ import pytest
 from settings_from_config import eval_settings
 
 from ssd_jax.errors import ConfigError
-from ssd_jax.evaluation.evaluator import benchmark_messages
+from ssd_jax.evaluation.prompts import benchmark_messages
 from ssd_jax.problems.types import BenchmarkProblem, IOTest
 from ssd_jax.text.chat import ChatTemplate
 

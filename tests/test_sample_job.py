@@ -15,6 +15,7 @@ from ssd_jax.data.prompt_format import DEFAULT_SYSTEM_MESSAGE
 from ssd_jax.data.records import read_records
 from ssd_jax.errors import InputError, SettingsChangedError
 from ssd_jax.stages import run_stages
+from ssd_jax.stages import sample as sample_stage
 from ssd_jax.stages.sample import run as sample_from_config
 from ssd_jax.sweeps import variant_config
 from ssd_jax.workdir import Workdir
@@ -76,9 +77,10 @@ def test_records_hold_the_rendered_prompt_and_its_completion(clean_run):
 
 
 def test_a_killed_job_resumes_to_the_same_records_and_refuses_changed_settings(clean_run, tmp_path):
-    """SIGKILL after the first chunk (one device); a resume with another temperature, model or
-    token budget is refused before anything is written; an unchanged one (eight devices here)
-    completes with nothing lost or duplicated."""
+    """SIGKILL after the first chunk (one device); a resume with another temperature, model,
+    token budget or compute dtype is refused before anything is written; one with the same
+    sampling settings (eight devices and another `param_dtype` here) completes with nothing lost
+    or duplicated."""
     _, expected = clean_run
     prompts = write_prompts(tmp_path / "prompts.jsonl", long_prompt_tokens=5000)
     values = overrides(tmp_path, prompts)
@@ -101,19 +103,34 @@ def test_a_killed_job_resumes_to_the_same_records_and_refuses_changed_settings(c
         ("sampling.temperature", 1.2, "sampling.temperature: 1.6 → 1.2"),
         ("model", str(tmp_path / "other-model"), f'model: "tiny-random" → "{tmp_path / "other-model"}"'),
         ("sampling.max_new_tokens", NEW_TOKENS // 2, f"sampling.max_new_tokens: {NEW_TOKENS} → {NEW_TOKENS // 2}"),
+        ("dtype", "bfloat16", 'dtype: "float32" → "bfloat16"'),
     ]:
         with pytest.raises(SettingsChangedError, match="half-finished 'sample' stage") as refused:
             run_stages(config_with({**values, field: value}), ["sample"])
         assert message in str(refused.value)
         assert sorted(path.name for path in shards.iterdir()) == files, "a refused resume writes nothing"
 
-    summary = run_stages(config_with(values), ["sample"])["sample"]
+    # Training's master-weight dtype does not change a sample (stage 1 stores the weights in `dtype`).
+    summary = run_stages(config_with({**values, "param_dtype": "bfloat16"}), ["sample"])["sample"]
     assert summary["already_done"] == len(partial) and summary["written"] == len(expected) - len(partial)
     resumed = by_key(read_records(shards))
     assert resumed.keys() == expected.keys()
     for key, record in expected.items():
         assert resumed[key].completion_token_ids == record.completion_token_ids, key
         assert resumed[key].completion == record.completion
+
+
+def test_a_stage_recorded_with_a_retired_field_still_resumes(tmp_path):
+    """Earlier versions recorded `param_dtype` in the sample stage's settings; it never changed a
+    sample, so such a finished stage is still skipped, and a real change is still refused."""
+    config = config_with({"workdir": str(tmp_path)})
+    marker = Workdir(tmp_path).marker("sample")
+    marker.parent.mkdir(parents=True)
+    recorded = {**sample_stage.fingerprint(config), "param_dtype": "float32"}
+    marker.write_text(json.dumps({"stage": "sample", "settings": recorded, "result": {"written": 7}}))
+    assert run_stages(config, ["sample"])["sample"] == {"written": 7}
+    with pytest.raises(SettingsChangedError, match="sampling.temperature: 1.6 → 1.2"):
+        run_stages(config_with({"workdir": str(tmp_path), "sampling.temperature": 1.2}), ["sample"])
 
 
 def test_bad_inputs_are_clear_errors(tmp_path):

@@ -1,7 +1,10 @@
 """Evaluation: generate answers over a temperature grid, grade them in a sandbox, report pass@k.
 
-  evaluator        the grid (models × temperatures × samples): requests, prompts, code
-                   extraction, the resumable samples/verdicts stores, the config entry point
+  evaluator        the grid (models × temperatures × samples): generate what is missing,
+                   grade what is ungraded, collect results.json
+  prompts          the prompt styles (LiveCodeBench's, the paper's release's), code extraction
+  generation       what the evaluator asks of a model; the default answerer (ssd-jax's sampler)
+  jsonl_store      the resumable samples/verdicts stores (append-only JSONL, local or gs://)
   engine           grades many samples in parallel sandboxes, retrying infrastructure failures
   grading          one sample: its tests one at a time in a sandbox, judged here (output matching)
   reference_calls  HumanEval's recorded calls and the comparison of return values (as EvalPlus)

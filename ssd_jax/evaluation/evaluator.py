@@ -8,8 +8,10 @@ grades the saved samples again without generating anything. Records are keyed by
 identity (`ModelSpec.identity`: its reference and every setting that changes its outputs), so
 a store never mixes samples of two different models that share a display name.
 
-The evaluator only needs a `GenerateFn`: `(model_ref, requests) -> one Generated per request`.
-Tests pass canned responses; real runs use `sampler_generate_fn` (ssd-jax's own sampler).
+The evaluator only needs a `GenerateFn` (`ssd_jax.evaluation.generation`): `(model_ref,
+requests) -> one Generated per request`. Tests pass canned responses; real runs use
+`sampler_generate_fn` (ssd-jax's own sampler). Prompts and code extraction live in
+`ssd_jax.evaluation.prompts`, the stores in `ssd_jax.evaluation.jsonl_store`.
 `evaluate_share` runs one process's share of the problems into its own stores and
 `collect_results` turns every share's verdicts into results.json (`ssd_jax.stages.evaluate`
 does both on a pod, from a run config); `evaluate` is the two in one process.
@@ -20,248 +22,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from etils import epath
 
 from ssd_jax.errors import ConfigError
 from ssd_jax.evaluation.engine import GradingJob, grade_all
+from ssd_jax.evaluation.generation import Generated, GenerateFn, GenerationRequest
 from ssd_jax.evaluation.grading import RUNNERS
+from ssd_jax.evaluation.jsonl_store import JsonlStore
+from ssd_jax.evaluation.prompts import PROMPT_STYLES, benchmark_messages, extract_code
 from ssd_jax.evaluation.report import HEADLINE_RULES, Cell, build_results, format_table, write_report
 from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
 from ssd_jax.evaluation.sandbox.limits import Limits
 from ssd_jax.problems.types import BenchmarkProblem
-from ssd_jax.workdir import is_local
-
-if TYPE_CHECKING:
-    import jax
-
-
-# -- the prompt: LiveCodeBench's instruct format, or the paper's released evaluation's -----------
-# `livecodebench`: LiveCodeBench's own wording (its `PromptConstants` and generic question
-# template, `lcb_runner/prompts/code_generation.py`, with the sentence it added to the stdin
-# format in 2025), so scores are comparable with its leaderboard. `ml-ssd`: the wording of the
-# paper's released evaluation (apple/ml-ssd `evaluation/benchmark.py`): a single user turn, no
-# system message. HumanEval problems use the starter-code form with the function prompt as the
-# starter code. The model's chat template renders these messages.
-PROMPT_STYLES = ("livecodebench", "ml-ssd")
-SYSTEM_MESSAGE_GENERIC = (
-    "You are an expert Python programmer. You will be given a question (problem specification) and will "
-    "generate a correct Python program that matches the specification and passes all tests. You will NOT "
-    "return anything except for the program."
-)
-FORMATTING_MESSAGE_WITH_STARTER_CODE = (
-    "You will use the following starter code to write the solution to the problem and enclose your code "
-    "within delimiters."
-)
-FORMATTING_WITHOUT_STARTER_CODE = (
-    "Read the inputs from stdin solve the problem and write the answer to stdout (do not directly test on "
-    "the sample inputs). Enclose your code within delimiters as follows. Ensure that when the python program "
-    "runs, it reads the inputs, runs the algorithm and writes output to STDOUT."
-)
-ML_SSD_INSTRUCTION = (
-    "You will be given a question (problem specification) and will generate a correct Python program that "
-    "matches the specification and passes all tests. You will NOT return anything except for the program."
-)
-ML_SSD_WITHOUT_STARTER_CODE = (
-    ML_SSD_INSTRUCTION + "\n\nQuestion: {statement}\n\n" + FORMATTING_WITHOUT_STARTER_CODE
-    + "\n```python\n  # YOUR CODE HERE\n```"
-)
-ML_SSD_WITH_STARTER_CODE = (
-    ML_SSD_INSTRUCTION + "\n\nQuestion: {statement}\n\nYou will use the following starter code to write the "
-    "solution to the problem and enclose your code within delimiters as follows.\n```python\n{starter_code}\n```"
-)
-
-
-def question_prompt(statement: str, starter_code: str) -> str:
-    """LiveCodeBench's user turn: `### Question:`, `### Format:` (starter code or a stub), `### Answer:`."""
-    prompt = f"### Question:\n{statement}\n\n"
-    if starter_code:
-        prompt += f"### Format: {FORMATTING_MESSAGE_WITH_STARTER_CODE}\n"
-        prompt += f"```python\n{starter_code}\n```\n\n"
-    else:
-        prompt += f"### Format: {FORMATTING_WITHOUT_STARTER_CODE}\n"
-        prompt += "```python\n# YOUR CODE HERE\n```\n\n"
-    prompt += "### Answer: (use the provided format with backticks)\n\n"
-    return prompt
-
-
-def ml_ssd_prompt(problem: BenchmarkProblem) -> str:
-    """The released evaluation's user turn: stdin problems without starter code, the rest with it."""
-    if problem.kind == "stdin":
-        return ML_SSD_WITHOUT_STARTER_CODE.format(statement=problem.statement)
-    starter = problem.starter_code.rstrip("\n") if problem.kind == "script" else problem.starter_code
-    return ML_SSD_WITH_STARTER_CODE.format(statement=problem.statement, starter_code=starter)
-
-
-def benchmark_messages(problem: BenchmarkProblem, system_message: str | None = SYSTEM_MESSAGE_GENERIC,
-                       style: str = "livecodebench") -> list[dict[str, str]]:
-    """The chat messages for `problem` in prompt `style`. livecodebench: [system, user], an empty
-    or None `system_message` leaving the system turn out (for chat templates without a system
-    role); ml-ssd: [user] only."""
-    if style not in PROMPT_STYLES:
-        raise ConfigError(f"config.eval.prompt_style={style!r}: choose one of {PROMPT_STYLES}")
-    if style == "ml-ssd":
-        return [{"role": "user", "content": ml_ssd_prompt(problem)}]
-    messages = [{"role": "system", "content": system_message}] if system_message else []
-    starter = problem.starter_code.rstrip("\n") if problem.kind == "script" else problem.starter_code
-    messages.append({"role": "user", "content": question_prompt(problem.statement, starter)})
-    return messages
-
-
-# -- what the evaluator asks of a model, and the default answerer: ssd-jax's own sampler --------
-@dataclasses.dataclass(frozen=True)
-class GenerationRequest:
-    """One sample to draw: chat `messages` for problem `prompt_id`, sample number `sample_index`."""
-
-    prompt_id: str
-    sample_index: int
-    messages: tuple[dict, ...]
-    temperature: float
-    top_k: int
-    top_p: float
-    adaptive: float = 0.0  # adaptive-temperature strength (ssd_jax.sampling.adaptive), 0 = off
-
-
-@dataclasses.dataclass(frozen=True)
-class Generated:
-    """A model's response to one request."""
-
-    text: str
-    finish_reason: str = ""
-    num_tokens: int = 0
-
-
-GenerateFn = Callable[[str, Sequence[GenerationRequest]], Sequence[Generated]]
-
-
-def sampler_generate_fn(*, max_new_tokens: int, batch_size: int, seed: int, dtype: str = "float32",
-                        mesh: "jax.sharding.Mesh | None" = None, max_total_tokens: int | None = None,
-                        chat_template_kwargs: Mapping | None = None, cache: Mapping | None = None) -> GenerateFn:
-    """A GenerateFn backed by `ssd_jax.sampling.sampler.Sampler` (imported on first use).
-
-    The model's chat template renders the messages (with `chat_template_kwargs`); a sample ends
-    after `max_new_tokens` or when prompt + response reach `max_total_tokens`. The most recently
-    used model stays loaded, so calls for one model in a row reuse its compiled sampler. `mesh`
-    (this process's devices: sampling never spans hosts) shards the model; one device if None.
-    `cache` holds the Sampler's paged-cache arguments (page_size, kv_cache_pages, kv_cache_gb,
-    prefill_chunk); the Sampler's defaults where absent.
-    """
-    current: dict = {}
-
-    def generate(model_ref: str, requests: Sequence[GenerationRequest]) -> list[Generated]:
-        from ssd_jax.checkpoints.load import load_model
-        from ssd_jax.sampling.sampler import Sampler, SampleRequest
-
-        if current.get("ref") != model_ref:
-            current.clear()
-            loaded = load_model(model_ref, dtype=dtype, mesh=mesh)
-            sampler = Sampler(loaded, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, mesh=mesh,
-                              max_total_tokens=max_total_tokens, **dict(cache or {}))
-            current.update(ref=model_ref, loaded=loaded, sampler=sampler)
-        loaded, sampler = current["loaded"], current["sampler"]
-        # One call for all of them: the points of a temperature grid fill batches together (the
-        # sampler keys randomness by prompt id and sample index, shared across the grid).
-        sample_requests = [
-            SampleRequest(prompt_id=r.prompt_id, sample_index=r.sample_index,
-                          prompt_text=loaded.chat_template.render(list(r.messages), add_generation_prompt=True,
-                                                                  **dict(chat_template_kwargs or {})),
-                          temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, adaptive=r.adaptive)
-            for r in requests
-        ]
-        return [Generated(c.text, c.finish_reason, len(c.token_ids)) for c in sampler.generate(sample_requests)]
-
-    return generate
-
-
-# -- the program inside a response: its last fenced code block (LiveCodeBench's rule) -----------
-def extract_code(response: str) -> str | None:
-    """The lines between the last two lines that contain a ``` fence; None if there are fewer
-    than two such lines or the block is blank (the sample then fails as `no_code`)."""
-    lines = response.split("\n")
-    fences = [index for index, line in enumerate(lines) if "```" in line]
-    if len(fences) < 2:
-        return None
-    code = "\n".join(lines[fences[-2] + 1:fences[-1]])
-    return code if code.strip() else None
-
-
-# -- append-only JSONL files that survive being killed mid-write (samples, verdicts) ------------
-class JsonlStore:
-    """Records appended one line each, on local disk or remote storage (gs://).
-
-    Local: appended to one file and flushed (not fsynced: this survives a killed process, not a
-    power cut); a torn last line (the process was killed while writing it) is dropped on
-    reading, so resuming regenerates or regrades exactly that record. Remote storage cannot
-    append: records are buffered and written as numbered part objects `<name>.part-NNNNNN`
-    (each whole or absent) every `remote_batch` records, `remote_seconds` seconds and on
-    `flush`; a kill loses at most the buffer, which a resume redoes.
-    """
-
-    def __init__(self, path: str | epath.PathLike, *, remote_batch: int = 256, remote_seconds: float = 30.0):
-        self.path = epath.Path(path)
-        self._local = is_local(self.path)
-        self._buffer: list[str] = []
-        self._remote_batch, self._remote_seconds = remote_batch, remote_seconds
-        self._last_flush = time.monotonic()
-
-    def _parts(self) -> list[epath.Path]:
-        if not self.path.parent.exists():
-            return []
-        prefix = self.path.name + ".part-"
-        return sorted(p for p in self.path.parent.iterdir() if p.name.startswith(prefix))
-
-    def read(self) -> list[dict]:
-        if not self._local:
-            return [json.loads(line) for part in self._parts() for line in part.read_text().splitlines()
-                    if line] + [json.loads(line) for line in self._buffer]
-        if not self.path.exists():
-            return []
-        records, good_bytes = [], 0
-        with open(self.path, "rb") as lines:
-            for line in lines:
-                if not line.endswith(b"\n"):
-                    break
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    raise ValueError(f"{self.path}: unreadable record {line[:200]!r}; fix or delete that line") from None
-                good_bytes += len(line)
-        if good_bytes != os.path.getsize(self.path):
-            os.truncate(self.path, good_bytes)
-        return records
-
-    def append(self, records: Iterable[dict]) -> None:
-        lines = [json.dumps(record) + "\n" for record in records]
-        if not lines:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self._local:
-            with open(self.path, "a", encoding="utf-8") as out:
-                out.write("".join(lines))  # flushed on close: a killed process loses at most a torn last line
-            return
-        self._buffer.extend(lines)
-        if len(self._buffer) >= self._remote_batch or time.monotonic() - self._last_flush > self._remote_seconds:
-            self.flush()
-
-    def flush(self) -> None:
-        """Writes buffered records (remote storage; local appends are already written)."""
-        if self._buffer:
-            parts = self._parts()
-            number = int(parts[-1].name.rsplit("-", 1)[1]) + 1 if parts else 0
-            self.path.with_name(f"{self.path.name}.part-{number:06d}").write_text("".join(self._buffer))
-            self._buffer.clear()
-        self._last_flush = time.monotonic()
-
-    def clear(self) -> None:
-        self._buffer.clear()
-        for path in [self.path, *self._parts()] if self.path.parent.exists() else []:
-            if path.exists():
-                path.unlink()
 
 
 # -- the grid -------------------------------------------------------------------------------------

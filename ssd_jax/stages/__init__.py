@@ -1,4 +1,5 @@
-"""The SSD stages, each a module with `NAME`, `fingerprint(config)` and `run(config)`:
+"""The SSD stages, each a module with `NAME`, `fingerprint(config)` and `run(config)` (and
+optionally `RETIRED`: fields its fingerprint once held, ignored in old work directories):
 
     sample    the frozen base model's samples       <workdir>/samples/
     train     fine-tune on them                     <workdir>/train/ (final/ is the SSD model)
@@ -61,7 +62,7 @@ def run_stages(config: Mapping, stages: Sequence[str] | None = None) -> dict[str
 def run_stage(stage, config: Mapping, workdir: Workdir) -> Any:
     """One stage: refuse changed settings, skip if finished, else record settings, run, mark done."""
     settings = stage.fingerprint(config)
-    finished = common.check_settings(workdir, stage.NAME, settings)
+    finished = common.check_settings(workdir, stage.NAME, settings, getattr(stage, "RETIRED", ()))
     if finished is not None:
         logging.info("stage %s: already complete in %s, skipped", stage.NAME, workdir.stage_dir(stage.NAME))
         print(f"[ssd] {stage.NAME}: already complete, skipped")

@@ -64,10 +64,12 @@ def _has_outputs(directory: epath.Path, settings_file: epath.Path) -> bool:
     return False
 
 
-def check_settings(workdir: Workdir, stage: str, wanted: Mapping[str, Any]) -> dict | None:
+def check_settings(workdir: Workdir, stage: str, wanted: Mapping[str, Any],
+                   retired: Iterable[str] = ()) -> dict | None:
     """Refuses a stage whose outputs were started with other settings; returns its COMPLETE
     marker's content when it already finished with these settings, else None. A stage that
-    recorded its settings but wrote nothing yet (it failed on its input) starts afresh."""
+    recorded its settings but wrote nothing yet (it failed on its input) starts afresh.
+    `retired` fields (no longer part of the stage's fingerprint) are ignored in what was recorded."""
     for path in (workdir.marker(stage), workdir.settings(stage)):
         if not path.exists():
             continue
@@ -76,7 +78,7 @@ def check_settings(workdir: Workdir, stage: str, wanted: Mapping[str, Any]) -> d
                 path.unlink()
             continue
         recorded = json.loads(path.read_text())
-        started = recorded["settings"]
+        started = {name: value for name, value in recorded["settings"].items() if name not in set(retired)}
         changes = changed_fields(started, wanted)
         if changes:
             state = "finished" if path == workdir.marker(stage) else "half-finished"

@@ -40,15 +40,14 @@ from ssd_jax.errors import ConfigError, InputError
 from ssd_jax.evaluation.evaluator import (
     BASE_NAME,
     SSD_NAME,
-    SYSTEM_MESSAGE_GENERIC,
     EvalSettings,
-    GenerateFn,
     ModelSpec,
     collect_results,
     evaluate_share,
     read_verdicts,
-    sampler_generate_fn,
 )
+from ssd_jax.evaluation.generation import GenerateFn, sampler_generate_fn
+from ssd_jax.evaluation.prompts import SYSTEM_MESSAGE_GENERIC
 from ssd_jax.evaluation.report import format_table, write_report
 from ssd_jax.evaluation.sandbox.isolation import resolve_isolation
 from ssd_jax.evaluation.sandbox.limits import Limits

@@ -1,13 +1,14 @@
 """Stage `sample` (SSD stage 1): prompts → chat-rendered prompts → N samples each → shards.
 
 Fields read (configs/base.py documents them): `workdir`, `model`, `seed`, `dtype`,
-`param_dtype`, `prompts.{source, path, limit, require_passed, system_message, chat_template_kwargs}`
+`prompts.{source, path, limit, require_passed, system_message, chat_template_kwargs}`
 and `sampling.{temperature, top_k, top_p, n_samples, max_new_tokens, max_total_tokens, batch_size,
 stop_strings, stop_token_ids, page_size, kv_cache_pages, kv_cache_gb, prefill_chunk, model_parallel,
 expert_parallel}`.
 Records go to `<workdir>/samples/` (`data.records`), local or gs://. The outputs depend on
 `FINGERPRINT` (less `EXECUTION_ONLY`); a half-finished stage resumed with other values of those
-fields is refused (`ssd_jax.stages.common`).
+fields is refused (`ssd_jax.stages.common`). `param_dtype` is not among them: stage 1 stores the
+weights in `dtype`, so training's master-weight dtype cannot change a sample.
 
 * Resumable: the (prompt id, sample index) pairs already in the shard directory are skipped,
   and records are written a batch at a time, so a killed job loses at most the batches since
@@ -45,7 +46,10 @@ from ssd_jax.workdir import Workdir
 
 NAME = "sample"
 # The config fields the samples depend on; batch size and devices per replica only change how fast.
-FINGERPRINT = ("model", "seed", "dtype", "param_dtype", "prompts", "sampling")
+FINGERPRINT = ("model", "seed", "dtype", "prompts", "sampling")
+# Fields earlier versions fingerprinted that never changed the samples: ignored where a work
+# directory recorded them, so its stage still resumes.
+RETIRED = ("param_dtype",)
 EXECUTION_ONLY = ("sampling.batch_size", "sampling.model_parallel", "sampling.expert_parallel", "sampling.page_size",
                   "sampling.kv_cache_pages", "sampling.kv_cache_gb", "sampling.prefill_chunk")
 
