@@ -13,9 +13,9 @@ only with all its pages reserved, so a smaller pool would hold slots idle): 64.0
 
 Compiled for v5p:2x4x4 (`launch/compile.py --config=configs/paper/llama31_8b_instruct.py
 --topology=v5p:2x4x4`, prompts of 4,096 tokens), GiB per chip of 95: train_step 38.24
-(2.81 arguments, 35.43 temporaries); sample_prefill and eval_prefill 69.88 (67.50 arguments, of
-which 64.01 the donated cache, 2.38 temporaries); sample_decode and eval_decode 72.13 (4.38
-temporaries). The base model is evaluated without top-k, as in the paper.
+(2.81 arguments, 35.43 temporaries); sample_prefill and eval_prefill 67.85 (67.50 arguments, of
+which 64.01 the donated cache, 0.35 temporaries); sample_decode and eval_decode 68.12 (0.37
+temporaries), both attending with the Pallas paged attention kernel. The base model is evaluated without top-k, as in the paper.
 """
 
 from configs.paper.common import KV_PAGES_PER_SAMPLE, paper_config

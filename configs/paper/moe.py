@@ -12,9 +12,9 @@ quarter of the experts (whole experts) in the compute dtype, a copy of everythin
 own cache replica with `slots` rows of up to 128K tokens (Table 3's caption: prompt + response).
 Routing is dropless: no token is ever dropped for lack of expert capacity. Each page pool
 holds exactly `slots` full-length samples per chip (`sampling.kv_cache_pages`,
-`eval.kv_cache_pages`). The evaluator's figures in the configs were compiled with the sampler's
-default pool instead (every slot's longest sample, rounded up to a power of two: 32,768 pages for
-3 slots, 65,536 for 7), which is larger, so they bound the exact pool's from above.
+`eval.kv_cache_pages`). gpt-oss-20b's evaluator figures were compiled with the sampler's default
+pool instead (every slot's longest sample, rounded up to a power of two: 65,536 pages for 7
+slots), which is larger, so they bound the exact pool's from above.
 
 Without the expert split, Qwen3-30B-A3B's sample prefill on a host did not fit: 332 GiB per chip
 (weights 57 GiB replicated on every chip, 8 slots' cache 99 GiB, and 176 GiB of temporaries; a 4-layer compile's buffer assignment shows them

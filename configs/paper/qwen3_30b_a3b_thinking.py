@@ -7,10 +7,10 @@ Compiled for v5p:2x4x4 (`launch/compile.py --programs=train_step`): the training
 Sampling and evaluation run on each host's 4 chips, the experts split 4 ways, bf16 weights
 (15.8 GiB per chip) and 128K-token samples (`launch/compile.py --max_total_tokens=131072`,
 4,096-token prompts): stage 1 decodes 4 rows per chip (16 per host) from a pool of 4 full
-samples (48.0 GiB), prefill 69.87 and decode 74.38 GiB per chip; evaluation decodes 3 rows per
-chip (12 per host; the default pool rounds up to the same 48.0 GiB), prefill 69.86 and decode
-73.45 GiB per chip. The architecture and every sampler setting are the instruct model's, and so
-are these figures (compiled for `qwen3_30b_a3b_instruct`).
+samples (48.0 GiB), prefill 69.43 and decode 69.95 GiB per chip; evaluation decodes 3 rows per
+chip (12 per host) from a pool of 3 full samples (36.0 GiB), prefill 57.43 and decode 57.96 GiB
+per chip; attention is the Pallas paged attention kernel. The architecture and every sampler
+setting are the instruct model's, and so are these figures (compiled for `qwen3_30b_a3b_instruct`).
 """
 
 from configs.paper.moe import moe_paper_config

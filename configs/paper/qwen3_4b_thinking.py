@@ -7,9 +7,9 @@ room for every slot's 128K sample (16 × 8,193 pages of 16 tokens, 72.0 GiB per 
 
 Compiled for v5p:2x2x4 (`launch/compile.py --config=configs/paper/qwen3_4b_thinking.py
 --topology=v5p:2x2x4`, prompts of 4,096 tokens), GiB per chip of 95, as the instruct model's:
-train_step 39.16 (2.81 arguments, 36.35 temporaries); sample_prefill and eval_prefill 76.15
-(73.88 arguments, of which 72.01 the donated cache, 2.26 temporaries); sample_decode and
-eval_decode 78.11 (4.23 temporaries).
+train_step 39.16 (2.81 arguments, 36.35 temporaries); sample_prefill and eval_prefill 74.11
+(73.88 arguments, of which 72.01 the donated cache, 0.23 temporaries); sample_decode and
+eval_decode 74.12 (0.23 temporaries), both attending with the Pallas paged attention kernel.
 """
 
 from configs.paper.common import KV_PAGES_PER_SAMPLE, paper_config
