@@ -14,7 +14,10 @@ hits both alike; read the ratio.
 from __future__ import annotations
 
 import argparse
+import os
 import time
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")  # a CPU benchmark: do not probe for a TPU
 
 import jax
 import jax.numpy as jnp

@@ -11,6 +11,7 @@ import transformers
 
 from ssd_jax.checkpoints.load import load_model
 from ssd_jax.sampling import PromptTooLongError, Sampler, SampleRequest, filter_logits
+from ssd_jax.sampling.scheduler import table_width
 from ssd_jax.errors import ConfigError
 
 NEW_TOKENS = 10
@@ -257,7 +258,7 @@ def test_an_attention_that_reads_only_live_pages_gets_one_table_width(loaded, mo
                         decode(inputs, table, seed))
     assert [c.token_ids for c in fixed.generate(reqs, progress=False)] == [c.token_ids for c in expected]
     longest = max(len(fixed.prompt_token_ids(r.prompt_text)) for r in reqs) + 40 - 1
-    assert widths == {1 << (-(-longest // 4) - 1).bit_length()}, widths
+    assert widths == {table_width(-(-longest // 4))}, widths
     bounded_widths = set()
     decode_b = bounded.engine.decode
     monkeypatch.setattr(bounded.engine, "decode", lambda inputs, table, seed: bounded_widths.add(table.shape[-1]) or

@@ -22,12 +22,12 @@ stalls the live slots for long.
   `t`) (`keys`), so a completion does not depend on its slot, the step it started at or its
   neighbours, up to float rounding (a greedy token can flip only at a near-tie of the top two
   logits, a sampled one only with its uniform within ~1e-7 of a cumulative boundary).
-* Programs: one decode program per page-table width (powers of two from
-  `scheduler.MIN_TABLE_WIDTH` up to the longest sample's pages; on TPU, whose kernel reads only
-  live pages, the longest sample's width alone), one prefill program per (chunk, page-table
-  width) with chunks of powers of two from `scheduler.MIN_PREFILL_CHUNK` up to `prefill_chunk`,
-  one copy program; sampling parameters (adaptive-temperature strength included) are per-slot
-  arrays, so a temperature grid never recompiles.
+* Programs: one decode program per page-table width (`scheduler.table_width`: multiples of
+  `scheduler.MIN_TABLE_WIDTH`, four per doubling, up to the longest sample's pages; on TPU, whose
+  kernel reads only live pages, the longest sample's width alone), one prefill program per
+  (chunk, page-table width) with chunks of powers of two from `scheduler.MIN_PREFILL_CHUNK` up
+  to `prefill_chunk`, one copy program; sampling parameters (adaptive-temperature strength
+  included) are per-slot arrays, so a temperature grid never recompiles.
 
 Stop strings are matched on the host as tokens arrive (over the last `scheduler.STOP_WINDOW`
 tokens' text) and end the sample early; `completions` cuts the text at the earliest stop string.
