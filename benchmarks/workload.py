@@ -271,7 +271,7 @@ def main() -> None:
         roof = (f"{share[0]:.0%} (live KV {kv_tokens:.0f} tok) | {share[1]:.0%}" if share is not None
                 else "– | –")
         print(f"| {name} | {who} | {figures['wall']:.1f} | {figures['tokens'] / figures['wall']:.1f} | "
-              f"{figures['live']:.0%} | {speedup} | {roof} |")
+              f"{'–' if np.isnan(figures['live']) else format(figures['live'], '.0%')} | {speedup} | {roof} |")
     for name, who, figures, share, kv_tokens in rows:
         if share is None:
             continue
