@@ -265,3 +265,16 @@ def test_an_attention_that_reads_only_live_pages_gets_one_table_width(loaded, mo
                         decode_b(inputs, table, seed))
     bounded.generate(reqs, progress=False)
     assert len(bounded_widths) > 1, bounded_widths  # the gather path's tables grow with the live pages
+
+
+def test_only_a_kernel_that_attends_every_layer_gets_one_table_width(loaded):
+    """The kernel serves 128-lane heads without sinks or windows; anything else attends through
+    the gather path on TPU too, whose cost grows with the table's width."""
+    from ssd_jax.sampling.engine import kernel_attends_every_layer
+
+    qwen3_4b_like = loaded.config.replace(num_heads=32, num_kv_heads=8, head_dim=128, dtype="bfloat16")
+    assert kernel_attends_every_layer(qwen3_4b_like, loaded.mesh)
+    assert not kernel_attends_every_layer(qwen3_4b_like.replace(attention_sinks=True), loaded.mesh)
+    windows = (128, 0) * (qwen3_4b_like.num_layers // 2) + (0,) * (qwen3_4b_like.num_layers % 2)
+    assert not kernel_attends_every_layer(qwen3_4b_like.replace(layer_windows=windows), loaded.mesh)
+    assert not kernel_attends_every_layer(qwen3_4b_like.replace(head_dim=64), loaded.mesh)  # SmolLM2-135M's

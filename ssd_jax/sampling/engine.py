@@ -10,9 +10,10 @@ own pages and slots, so no step moves KV data between devices of different repli
   once per (chunk size, page-table width).
 
 On TPU both attend with the Pallas kernel, which reads only each slot's live pages whatever the
-table's width, so the sampler passes one width per run there (`reads_only_live_pages`) and each
-program compiles once; the gather path elsewhere reads the whole table, so the sampler bounds
-the width by the live pages at every step.
+table's width, so where it attends every layer the sampler passes one width per run
+(`reads_only_live_pages`) and each program compiles once; the gather path (elsewhere, and for
+layers the kernel does not serve) reads the whole table, so there the sampler bounds the width
+by the live pages at every step.
 * `copy_pages`: copy-on-write, page `src[r, i]` → `dst[r, i]`.
 
 Weights and the cache are held in the compute dtype (`ModelConfig.dtype`), cast once here. On
@@ -32,6 +33,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from ssd_jax.kernels.paged import unsupported_reason
 from ssd_jax.models import moe
 from ssd_jax.models.config import ModelConfig
 from ssd_jax.models.kv_cache import PAGED_AXES, PagedKVCache, paged_attention, pallas_paged_attention
@@ -94,6 +96,18 @@ def _layer_shardings(block_shardings, config: ModelConfig) -> tuple[dict[str, Na
     a layer holds the feed-forward weights of its own kind only (`Transformer.layer_params`)."""
     one = {name: NamedSharding(s.mesh, PartitionSpec(*s.spec[1:])) for name, s in block_shardings.items()}
     return tuple({name: one[name] for name in rows} for rows in layer_rows(config, one))
+
+
+def kernel_attends_every_layer(config: ModelConfig, mesh: jax.sharding.Mesh) -> bool:
+    """Whether the TPU kernel attends every layer on `mesh`, so that a wider page table costs
+    nothing; layers with sinks or a sliding window, and shapes the kernel cannot take
+    (`kernels.paged.unsupported_reason`), read their tables through the gather path."""
+    if config.attention_sinks or any(config.layer_windows):
+        return False
+    q = jax.ShapeDtypeStruct((1, 1, config.num_heads, config.head_dim), jnp.dtype(config.dtype))
+    pages = jax.ShapeDtypeStruct((1, 1, 2 * config.num_kv_heads, config.head_dim), jnp.dtype(config.dtype))
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+        return unsupported_reason(q, pages) is None
 
 
 @functools.lru_cache(maxsize=8)
@@ -188,7 +202,7 @@ class PagedEngine:
         self._decode, self._prefill, self._copy, slice_layers = jitted_programs(
             graphdef, treedef, tuple(leaves), self._rows, pages, config, sliced, platform == "tpu")
         self.layer_params = slice_layers(self.params) if sliced else None
-        self.reads_only_live_pages = platform == "tpu"  # the kernel: a wider page table costs nothing
+        self.reads_only_live_pages = platform == "tpu" and kernel_attends_every_layer(config, mesh)
         shape = (self.replicas, num_pages, page_size, 2 * config.num_kv_heads, config.head_dim)
         zeros = jax.jit(lambda: PagedKVCache(tuple(jnp.zeros(shape, config.dtype) for _ in range(config.num_layers))),
                         out_shardings=PagedKVCache((pages,) * config.num_layers))
