@@ -85,18 +85,23 @@ def test_logits_match_single_device_and_transformers(axes, tiny):
     np.testing.assert_allclose(ours, hf_logits(reference, tokens), atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("axes", ["data2_expert4", "data2_expert2_model2"])
-def test_training_step_matches_single_device(axes, tiny, single):
-    directory, _ = tiny
-    metrics, updates, shardings = _one_step(directory, make_mesh(**MESHES[axes]))
-    want_metrics, want_updates, _ = single
-    assert want_metrics["router_aux_loss"] > 0.5  # E · Σ f·P is about 1 for a near-uniform router
+def _assert_same_step(metrics, updates, want_metrics, want_updates):
+    """One training step's metrics and parameter updates equal the single-device step's."""
     for name in ("loss", "router_aux_loss", "grad_norm"):
         np.testing.assert_allclose(metrics[name], want_metrics[name], rtol=2e-5, err_msg=name)
     flat_want = dict(jax.tree_util.tree_leaves_with_path(want_updates))
     for path, update in jax.tree_util.tree_leaves_with_path(updates):
         want = flat_want[path]
         np.testing.assert_allclose(update, want, rtol=1e-3, atol=1e-4 * np.abs(want).max(), err_msg=str(path))
+
+
+@pytest.mark.parametrize("axes", ["data2_expert4", "data2_expert2_model2"])
+def test_training_step_matches_single_device(axes, tiny, single):
+    directory, _ = tiny
+    metrics, updates, shardings = _one_step(directory, make_mesh(**MESHES[axes]))
+    want_metrics, want_updates, _ = single
+    assert want_metrics["router_aux_loss"] > 0.5  # E · Σ f·P is about 1 for a near-uniform router
+    _assert_same_step(metrics, updates, want_metrics, want_updates)
     assert shardings["blocks"]["expert_down"].spec[1] == "expert"
 
 
@@ -116,12 +121,7 @@ def test_dense_and_sparse_layers_on_an_expert_mesh_match_one_device(tmp_path):
     np.testing.assert_allclose(ours, hf_logits(reference, tokens), atol=1e-4, rtol=0)
     metrics, updates, _ = _one_step(directory, mesh)
     want_metrics, want_updates, _ = _one_step(directory, single_device_mesh())
-    for name in ("loss", "router_aux_loss", "grad_norm"):
-        np.testing.assert_allclose(metrics[name], want_metrics[name], rtol=2e-5, err_msg=name)
-    flat_want = dict(jax.tree_util.tree_leaves_with_path(want_updates))
-    for path, update in jax.tree_util.tree_leaves_with_path(updates):
-        want = flat_want[path]
-        np.testing.assert_allclose(update, want, rtol=1e-3, atol=1e-4 * np.abs(want).max(), err_msg=str(path))
+    _assert_same_step(metrics, updates, want_metrics, want_updates)
 
 
 def test_sampler_on_a_data_expert_mesh_draws_the_single_device_tokens():
