@@ -414,3 +414,25 @@ def _load(path: Path):
     from ssd_jax.sweeps import load_module
 
     return load_module(str(path))
+
+
+def test_an_abandoned_checkpoint_read_is_not_reported_as_a_traceback(caplog):
+    """asyncio reports each failed Orbax read that nobody awaited, with its traceback, when the
+    task is collected; after a failed restore those reports go to the debug log, others stay."""
+    import asyncio
+    import logging
+
+    from ssd_jax.training.checkpointing import _quiet_leftover_reads
+
+    _quiet_leftover_reads()
+    read = Exception("Encountered error while reading array index: (slice(0, 2, 1),). See full TensorStore details")
+
+    def report(error):
+        asyncio.new_event_loop().default_exception_handler(
+            {"message": "Task exception was never retrieved", "exception": error})
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        report(read)
+        assert not caplog.records
+        report(ValueError("something else"))
+        assert [r.getMessage().splitlines()[0] for r in caplog.records] == ["Task exception was never retrieved"]

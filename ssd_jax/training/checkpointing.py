@@ -50,12 +50,28 @@ def _normalise(tree: Any) -> Any:
     return json.loads(json.dumps(tree))
 
 
+class _AbandonedReadFilter(logging.Filter):
+    """Drops asyncio's 'Task exception was never retrieved' report of an Orbax array read that
+    failed after another read had already failed the restore (to the debug log instead)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if record.getMessage().startswith("Task exception was never retrieved") and \
+                "while reading array index" in str(error):
+            logger.debug("a read abandoned by a failed restore: %r", error)
+            return False
+        return True
+
+
 def _quiet_leftover_reads() -> None:
-    """A failing Orbax restore leaves TensorStore reads in flight; when they finish, their callbacks
-    find Orbax's event loop closed and print 'RuntimeError: Event loop is closed' tracebacks. Those
-    reports (and only those) go to the debug log instead of the terminal from now on."""
+    """A failing Orbax restore leaves TensorStore reads in flight: when they finish, their callbacks
+    find Orbax's event loop closed and print 'RuntimeError: Event loop is closed' tracebacks, and
+    the reads that fail too are reported by asyncio with their tracebacks when collected. Those
+    reports (and only those) go to the debug log instead of the terminal from now on; the failed
+    restore itself is reported once, as `CheckpointRestoreError`."""
     if getattr(sys.excepthook, "drops_closed_loop_reports", False):
         return
+    logging.getLogger("asyncio").addFilter(_AbandonedReadFilter())
 
     def closed_loop(error: BaseException | None) -> bool:
         return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
